@@ -1,0 +1,46 @@
+# pelix-mqtt: the two commands are `make run` and `make test` (see README.md).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CONF ?= conf
+ARGS ?=
+
+RELEASE_DIR := build/release
+TEST_DIR := build/test
+
+.PHONY: all deps build run test valgrind format format-check clean
+
+all: build
+
+deps:
+	@tools/deps.sh
+
+build: deps
+	@cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release -DPELIX_TESTS=OFF >/dev/null
+	@cmake --build $(RELEASE_DIR) -j $(JOBS)
+
+run: build
+	./$(RELEASE_DIR)/pelix-mqtt --conf $(CONF) $(ARGS)
+
+# ASan+UBSan on every suite, plus a TSan build of the threaded suites, all in one CTest run.
+test: deps
+	@cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DPELIX_SANITIZE=ON >/dev/null
+	@cmake --build $(TEST_DIR) -j $(JOBS)
+	@cd $(TEST_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# The unit suites under valgrind's memcheck (a build without sanitizers).
+valgrind: deps
+	@cmake -S . -B build/valgrind -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build build/valgrind -j $(JOBS)
+	@set -e; for t in build/valgrind/tests/test_*; do \
+		echo "== valgrind $$t"; \
+		valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+			--show-leak-kinds=definite,indirect $$t >/dev/null; \
+	done; echo "valgrind: no error, no leak"
+
+format:
+	@git ls-files '*.c' '*.h' | xargs clang-format -i
+
+format-check:
+	@git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
+
+clean:
+	rm -rf build

@@ -1,0 +1,141 @@
+/*
+ * Internal structures of the service registry, shared by registry.c (services, lookups, uses)
+ * and events.c (listeners, per-service event queues, delivery).
+ *
+ * Locking: one mutex (`lock`) guards everything below; one condition variable (`cond`) is
+ * broadcast whenever a delivery ends, a use or a listener call ends, so that waiters re-check
+ * their condition. No callback is ever called with `lock` held: delivery unlocks around each call.
+ */
+#ifndef PELIX_REGISTRY_INTERNAL_H
+#define PELIX_REGISTRY_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <pelix/registry.h>
+
+#include "util/util.h"
+
+/* A thread holding a service (a use) or running a listener (a call); linked into a holder list.
+ * Scoped holders live on the holder's stack, get_service() holders on the heap. */
+typedef struct holder {
+    pthread_t tid;
+    bool heap;
+    struct holder *prev, *next;
+} holder_t;
+
+typedef struct holders {
+    holder_t *head;
+    long count;
+} holders_t;
+
+void reg__holders_push(holders_t *h, holder_t *node);
+void reg__holders_pop(holders_t *h, holder_t *node);
+/* Holders that are not the calling thread. */
+long reg__holders_others(const holders_t *h);
+
+/* Immutable properties shared by the registration and the events that carry them. */
+typedef struct snap {
+    atomic_int refs;
+    pelix_props_t *props;
+} snap_t;
+
+snap_t *reg__snap_new(pelix_props_t *props); /* consumes props */
+snap_t *reg__snap_ref(snap_t *s);
+void reg__snap_unref(snap_t *s);
+
+typedef struct listener {
+    long id;
+    char *spec;             /* NULL: any */
+    pelix_filter_t *filter; /* NULL: all */
+    pelix_svc_listener_fn fn;
+    void *ctx;
+    bool removed;
+    holders_t calls;
+    int refs;
+} listener_t;
+
+typedef struct listener_vec {
+    char *spec; /* owned; the key of listeners_by_spec */
+    listener_t **items;
+    size_t count;
+    size_t cap;
+} listener_vec_t;
+
+typedef struct target {
+    listener_t *listener;
+    pelix_svc_event_kind_t kind;
+} target_t;
+
+typedef struct event {
+    struct event *next;
+    snap_t *props;
+    snap_t *old_props;
+    target_t *targets;
+    size_t count;
+} event_t;
+
+typedef struct svc_reg svc_reg_t;
+
+/* Membership of a registration in an ordered list (one per specification, plus `all`). */
+typedef struct link {
+    svc_reg_t *reg;
+    struct link *prev, *next;
+    struct spec_index *index;
+} link_t;
+
+typedef struct spec_index {
+    char *spec; /* NULL for the list of all services */
+    link_t *head, *tail;
+    size_t count;
+} spec_index_t;
+
+struct svc_reg {
+    long id;
+    char **specs;
+    size_t nspecs;
+    void *svc;
+    snap_t *props;
+    long ranking;
+    bool unregistering;
+    bool detached; /* removed from by_id */
+    int refs;
+    holders_t uses;
+    event_t *qhead, *qtail;
+    bool delivering;
+    pthread_t deliverer;
+    link_t *links; /* nspecs + 1 (the last one in `all`) */
+};
+
+struct pelix_registry {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    atomic_long next_id;
+    long next_listener_id;
+    pelix_map_t by_id;   /* long -> svc_reg_t */
+    pelix_map_t by_spec; /* spec -> spec_index_t */
+    spec_index_t all;
+    pelix_map_t listeners;         /* long -> listener_t */
+    pelix_map_t listeners_by_spec; /* spec -> listener_vec_t */
+    listener_vec_t any_listeners;
+};
+
+/* events.c */
+/* Builds the event of `kind` for `s` (targets chosen among the listeners now present); *ret is
+ * NULL when no listener wants it. Lock held. 0 or -ENOMEM. */
+int reg__event_new(pelix_registry_t *r, svc_reg_t *s, pelix_svc_event_kind_t kind, snap_t *props,
+                   snap_t *old_props, event_t **ret);
+void reg__event_free(pelix_registry_t *r, event_t *ev);
+void reg__enqueue(svc_reg_t *s, event_t *ev);
+/* Delivers the queued events of `s` unless a thread already does. Lock held (released during
+ * callbacks). `s` must be referenced by the caller. */
+void reg__kick(pelix_registry_t *r, svc_reg_t *s);
+void reg__listener_unref(listener_t *l);
+void reg__listeners_free(pelix_registry_t *r);
+
+/* registry.c */
+void reg__svc_unref(pelix_registry_t *r, svc_reg_t *s);
+/* Detaches an unregistered service once its queue is empty and nobody uses it. Lock held. */
+void reg__maybe_finalize(pelix_registry_t *r, svc_reg_t *s);
+
+#endif
