@@ -106,7 +106,7 @@ PELIX_API pelix_registry_t *pelix_registry_free(pelix_registry_t *reg);
 
 /**
  * @brief Registers a service and delivers REGISTERED.
- * @param[in] specs `count` specification names (non-empty, at least one); copied.
+ * @param[in] specs `count` specification names (non-empty, distinct, at least one); copied.
  * @param[in] svc the service pointer (non-NULL); the caller keeps it alive until unregistered.
  * @param[in] props the properties, consumed (also on failure); NULL means none. Its
  * `objectClass` and `service.id` are replaced; `service.ranking`, if present, must be a long or

@@ -60,6 +60,8 @@ PELIX_API int pelix_tracker_open(pelix_registry_t *reg, const pelix_tracker_opti
 /**
  * @brief Closes the tracker: no callback starts after this returns, the callbacks running on
  * other threads have ended, and `removed` was called (here) for every service still tracked.
+ * During those calls the tracker holds a use of each service, so an unregister of it running on
+ * another thread waits for its `removed` call to return before returning itself.
  * Frees the tracker (NULL accepted); returns NULL.
  */
 PELIX_API pelix_tracker_t *pelix_tracker_close(pelix_tracker_t *tracker);

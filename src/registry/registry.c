@@ -294,7 +294,11 @@ int pelix_registry_register(pelix_registry_t *r, const char *const *specs, size_
         return -EINVAL;
     }
     for (size_t i = 0; i < count; i++) {
-        if (!specs[i] || !*specs[i]) {
+        bool duplicate = false;
+        for (size_t j = 0; specs[i] && j < i; j++) {
+            duplicate = duplicate || (specs[j] && strcmp(specs[i], specs[j]) == 0);
+        }
+        if (!specs[i] || !*specs[i] || duplicate) {
             pelix_props_free(props);
             return -EINVAL;
         }
@@ -559,6 +563,34 @@ int pelix_registry_get_service(pelix_registry_t *r, long id, void **ret_svc)
     *ret_svc = s->svc;
     pthread_mutex_unlock(&r->lock);
     return 0;
+}
+
+bool reg__hold(pelix_registry_t *r, long id, holder_t *use)
+{
+    svc_reg_t *s;
+
+    pthread_mutex_lock(&r->lock);
+    s = pelix__map_get_long(&r->by_id, id);
+    if (s) {
+        use->heap = false;
+        reg__holders_push(&s->uses, use);
+        s->refs++;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return s != NULL;
+}
+
+void reg__release(pelix_registry_t *r, long id, holder_t *use)
+{
+    svc_reg_t *s;
+
+    pthread_mutex_lock(&r->lock);
+    s = pelix__map_get_long(&r->by_id, id); /* not detached while used */
+    reg__holders_pop(&s->uses, use);
+    pthread_cond_broadcast(&r->cond);
+    reg__maybe_finalize(r, s);
+    reg__svc_unref(r, s);
+    pthread_mutex_unlock(&r->lock);
 }
 
 int pelix_registry_unget_service(pelix_registry_t *r, long id)

@@ -137,5 +137,9 @@ void reg__listeners_free(pelix_registry_t *r);
 void reg__svc_unref(pelix_registry_t *r, svc_reg_t *s);
 /* Detaches an unregistered service once its queue is empty and nobody uses it. Lock held. */
 void reg__maybe_finalize(pelix_registry_t *r, svc_reg_t *s);
+/* Takes a use of service `id` with the caller's holder, even while it is unregistering (its
+ * unregister then waits for the use): false when it is gone. Released by reg__release(). */
+bool reg__hold(pelix_registry_t *r, long id, holder_t *use);
+void reg__release(pelix_registry_t *r, long id, holder_t *use);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include <pelix/tracker.h>
 
+#include "registry/registry_internal.h"
 #include "util/util.h"
 
 typedef struct entry {
@@ -16,6 +17,8 @@ typedef struct entry {
     void *svc;
     long ranking;
     pelix_props_t *props;
+    holder_t use; /* at close: keeps the service valid until `removed` returned */
+    bool held;
 } entry_t;
 
 struct pelix_tracker {
@@ -23,6 +26,7 @@ struct pelix_tracker {
     long listener_id;
     pthread_mutex_t lock;
     pelix_map_t tracked; /* id -> entry_t */
+    bool closing;        /* no new service is tracked */
     pelix_tracker_options_t opts;
 };
 
@@ -42,7 +46,7 @@ static void entry_free(entry_t *e)
 static void on_event(void *ctx, const pelix_svc_event_t *ev)
 {
     pelix_tracker_t *t = ctx;
-    entry_t *e;
+    entry_t *e, *gone = NULL;
     pelix_tracker_fn fn = NULL;
 
     pthread_mutex_lock(&t->lock);
@@ -56,7 +60,7 @@ static void on_event(void *ctx, const pelix_svc_event_t *ev)
             e->props = copy;
             e->ranking = ranking_of(ev->props);
             fn = t->opts.modified;
-        } else if (!e && copy && (e = pelix__calloc(1, sizeof(*e)))) {
+        } else if (!e && copy && !t->closing && (e = pelix__calloc(1, sizeof(*e)))) {
             e->id = ev->id;
             e->svc = ev->svc;
             e->ranking = ranking_of(ev->props);
@@ -74,17 +78,18 @@ static void on_event(void *ctx, const pelix_svc_event_t *ev)
     }
     case PELIX_SVC_MODIFIED_ENDMATCH:
     case PELIX_SVC_UNREGISTERING:
-        e = pelix__map_remove_long(&t->tracked, ev->id);
-        if (e) {
-            fn = t->opts.removed;
-            entry_free(e);
-        }
+        gone = pelix__map_remove_long(&t->tracked, ev->id);
+        fn = gone ? t->opts.removed : NULL;
         break;
     }
     pthread_mutex_unlock(&t->lock);
     if (fn) {
         fn(t->opts.ctx, ev->id, ev->svc, ev->props);
     }
+    if (gone && gone->held) {
+        reg__release(t->reg, gone->id, &gone->use); /* taken by a closing tracker */
+    }
+    entry_free(gone);
 }
 
 int pelix_tracker_open(pelix_registry_t *reg, const pelix_tracker_options_t *opts,
@@ -128,12 +133,29 @@ pelix_tracker_t *pelix_tracker_close(pelix_tracker_t *t)
     if (!t) {
         return NULL;
     }
-    pelix_registry_remove_listener(t->reg, t->listener_id);
-    /* No event can reach the tracker any more: release what it still tracks. */
+    /* Hold a use of every tracked service, even one being unregistered by another thread: its
+     * unregister then waits for the use, so its pointer stays valid until `removed` returned here
+     * (its UNREGISTERING event may never reach the listener once removed). From now on no new
+     * service gets tracked; an event that untracks a held service releases its use. */
+    pthread_mutex_lock(&t->lock);
+    t->closing = true;
     while (pelix__map_next(&t->tracked, &pos, NULL, NULL, &value)) {
         entry_t *e = value;
-        if (t->opts.removed) {
+        e->held = reg__hold(t->reg, e->id, &e->use);
+    }
+    pthread_mutex_unlock(&t->lock);
+    pelix_registry_remove_listener(t->reg, t->listener_id);
+    /* No event can reach the tracker any more; the callbacks of other threads have ended. */
+    pos = 0;
+    while (pelix__map_next(&t->tracked, &pos, NULL, NULL, &value)) {
+        entry_t *e = value;
+        /* A service gone before its use could be taken had its UNREGISTERING delivered to the
+         * listener (still registered then), which untracked it: `held` is always true here. */
+        if (e->held && t->opts.removed) {
             t->opts.removed(t->opts.ctx, e->id, e->svc, e->props);
+        }
+        if (e->held) {
+            reg__release(t->reg, e->id, &e->use);
         }
         entry_free(e);
     }

@@ -122,6 +122,10 @@ static void test_register_rejects_bad_input(void **state)
     assert_int_equal(pelix_registry_register(r, null_spec, 1, &svc_a, props_kv("a", "b"), &id),
                      -EINVAL);
     assert_int_equal(pelix_registry_register(r, SPEC_A, 1, NULL, props_kv("a", "b"), &id), -EINVAL);
+    /* The same specification twice would index the service twice under it. */
+    const char *const twice[] = {"spec.a", "spec.b", "spec.a"};
+    assert_int_equal(pelix_registry_register(r, twice, 3, &svc_a, props_kv("a", "b"), &id),
+                     -EINVAL);
     assert_int_equal(pelix_registry_register(NULL, SPEC_A, 1, &svc_a, props_kv("a", "b"), &id),
                      -EINVAL);
     assert_int_equal(

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <pelix/tracker.h>
 
@@ -212,6 +213,111 @@ static void test_tracker_callback_unregisters(void **state)
     pelix_registry_free(r);
 }
 
+/* ---- close while another thread unregisters a tracked service ------------------------------- */
+
+typedef struct race {
+    pelix_registry_t *reg;
+    long id;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool blocked;        /* the first listener holds the UNREGISTERING delivery */
+    bool go;             /* ...until told to go on */
+    bool unregistered;   /* pelix_registry_unregister() returned: the owner may free the service */
+    bool violated;       /* `removed` ran on after the unregister returned */
+    int removed_calls;
+} race_t;
+
+static bool wait_flag(race_t *x, bool *flag, int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&x->lock);
+    while (!*flag && pthread_cond_timedwait(&x->cond, &x->lock, &until) == 0) {
+    }
+    bool seen = *flag;
+    pthread_mutex_unlock(&x->lock);
+    return seen;
+}
+
+static void set_flag(race_t *x, bool *flag)
+{
+    pthread_mutex_lock(&x->lock);
+    *flag = true;
+    pthread_cond_broadcast(&x->cond);
+    pthread_mutex_unlock(&x->lock);
+}
+
+static void race_blocker(void *ctx, const pelix_svc_event_t *ev)
+{
+    race_t *x = ctx;
+    if (ev->kind == PELIX_SVC_UNREGISTERING) {
+        set_flag(x, &x->blocked);
+        wait_flag(x, &x->go, 30000);
+    }
+}
+
+static void race_removed(void *ctx, long id, void *svc, const pelix_props_t *props)
+{
+    (void)props;
+    race_t *x = ctx;
+    assert_int_equal(id, x->id);
+    assert_ptr_equal(svc, &svc_a);
+    x->removed_calls++;
+    /* Let the unregister go on: it must not return while this call still uses the service. */
+    set_flag(x, &x->go);
+    if (wait_flag(x, &x->unregistered, 300)) {
+        x->violated = true;
+    }
+}
+
+static void *race_unregister(void *arg)
+{
+    race_t *x = arg;
+    assert_int_equal(pelix_registry_unregister(x->reg, x->id), 0);
+    set_flag(x, &x->unregistered);
+    return NULL;
+}
+
+static void test_tracker_close_while_unregistering(void **state)
+{
+    (void)state;
+    race_t x = {.reg = pelix_registry_new()};
+    pthread_mutex_init(&x.lock, NULL);
+    pthread_cond_init(&x.cond, NULL);
+    long blocker;
+    assert_int_equal(pelix_registry_add_listener(x.reg, "spec.a", NULL, false, race_blocker, &x,
+                                                 &blocker, NULL),
+                     0);
+    pelix_tracker_options_t o = PELIX_TRACKER_OPTIONS_INIT;
+    o.spec = "spec.a";
+    o.removed = race_removed;
+    o.ctx = &x;
+    pelix_tracker_t *t;
+    assert_int_equal(pelix_tracker_open(x.reg, &o, &t, NULL), 0);
+    x.id = reg(x.reg, SPEC_A, &svc_a, NULL);
+    assert_int_equal(pelix_tracker_count(t), 1);
+
+    /* The unregister delivers UNREGISTERING to the blocker first; the tracker closes meanwhile. */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, race_unregister, &x), 0);
+    assert_true(wait_flag(&x, &x.blocked, 30000));
+    pelix_tracker_close(t);
+    pthread_join(th, NULL);
+
+    assert_int_equal(x.removed_calls, 1);
+    assert_false(x.violated);
+    assert_int_equal(pelix_registry_remove_listener(x.reg, blocker), 0);
+    pthread_cond_destroy(&x.cond);
+    pthread_mutex_destroy(&x.lock);
+    pelix_registry_free(x.reg);
+}
+
 static void test_tracker_bad_filter(void **state)
 {
     (void)state;
@@ -370,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_tracker_ids_and_use),
         cmocka_unit_test(test_tracker_callback_unregisters),
         cmocka_unit_test(test_tracker_bad_filter),
+        cmocka_unit_test(test_tracker_close_while_unregistering),
         cmocka_unit_test(test_tracker_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
