@@ -22,7 +22,11 @@
  * the logger, with its name and the reason, and changes nothing. With `watch` on, files added,
  * changed (in content) or removed while running are applied within a second: a new factory
  * configuration file reaches its factory, a removed file deletes its configuration. The
- * changes ConfigAdmin writes itself do not come back as notifications.
+ * changes ConfigAdmin writes itself do not come back as notifications. A file is read 100 ms
+ * after its last change (at most 800 ms after its first, if it keeps changing); a file written in
+ * place is read once its writer closed it; files published by rename or by a link (`ln`,
+ * `ln -s`, `linkat` of an O_TMPFILE) are applied too. Non-regular files (FIFOs, folders) named
+ * like configurations are reported, never opened for blocking reads.
  *
  * PIDs: non-empty UTF-8 of at most 200 bytes, without `/`, control characters, surrounding
  * blanks or a leading `.` (they name files).

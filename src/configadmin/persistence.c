@@ -118,7 +118,8 @@ int persist__read(const char *folder, const char *pid, pelix_props_t **ret_props
     if (!path) {
         return pelix__error(err, -ENOMEM, -1, "out of memory");
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking: opening a FIFO dropped in the folder must not wait for a writer. */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
         pelix__error(err, rc, -1, "%s: %s", path, strerror(-rc));

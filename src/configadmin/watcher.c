@@ -1,12 +1,19 @@
 /*
  * The folder watcher: a thread reading inotify events of the configuration folder. A file whose
- * name ends in ".config.js" and that was closed after writing, moved in or out, deleted, or
- * created as a symbolic or hard link is re-read SETTLE_MS after its last event (editors and tools
- * often write a file in several steps), then applied by ConfigAdmin, which ignores content equal to
- * what it has. A queue overflow makes it rescan the whole folder.
+ * name ends in ".config.js" and that was created, closed after writing, moved in or out or
+ * deleted is re-read SETTLE_MS after its last event (editors and tools often write a file in
+ * several steps), but never later than MAX_DELAY_MS after the first one (a file rewritten without
+ * pause is still applied), then applied by ConfigAdmin, which ignores content equal to what it
+ * has. A queue overflow makes it rescan the whole folder.
+ *
+ * A file seen only as created (no close after writing yet) may still be open by its writer: it is
+ * applied only when nobody has it open for writing (a read lease can be taken), else its coming
+ * close event applies it. Created files also cover links (`ln`, `linkat` of an O_TMPFILE).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -16,10 +23,13 @@
 #include "configadmin/configadmin_internal.h"
 
 #define SETTLE_MS 100
+#define MAX_DELAY_MS 800
 
 typedef struct pending {
     char *pid;
+    int64_t first; /* time of its first event */
     int64_t due;
+    bool created_only; /* only IN_CREATE seen: its writer may still be writing */
 } pending_t;
 
 struct watcher {
@@ -39,25 +49,17 @@ struct watcher {
 static void schedule(watcher_t *w, const char *name, uint32_t mask)
 {
     char *pid = persist__pid_of(name);
-    int64_t due = pelix__now_ms() + SETTLE_MS;
+    int64_t now = pelix__now_ms(), due = now + SETTLE_MS;
+    bool created = (mask & IN_CREATE) != 0;
 
     if (!pid) {
         return;
     }
-    if (mask & IN_CREATE) {
-        /* A file being written is applied when closed; a symbolic or hard link never is. */
-        char *path = pelix__sprintf("%s/%s", w->folder, name);
-        struct stat st;
-        bool link = path && lstat(path, &st) == 0 && (S_ISLNK(st.st_mode) || st.st_nlink > 1);
-        pelix__free(path);
-        if (!link) {
-            pelix__free(pid);
-            return;
-        }
-    }
     for (size_t i = 0; i < w->count; i++) {
-        if (strcmp(w->pending[i].pid, pid) == 0) {
-            w->pending[i].due = due;
+        pending_t *p = &w->pending[i];
+        if (strcmp(p->pid, pid) == 0) {
+            p->due = due < p->first + MAX_DELAY_MS ? due : p->first + MAX_DELAY_MS;
+            p->created_only = p->created_only && created;
             pelix__free(pid);
             return;
         }
@@ -68,9 +70,37 @@ static void schedule(watcher_t *w, const char *name, uint32_t mask)
         w->rescan_due = due;
         return;
     }
-    w->pending[w->count].pid = pid;
-    w->pending[w->count].due = due;
+    w->pending[w->count] = (pending_t){pid, now, due, created};
     w->count++;
+}
+
+/* True when the configuration file of `pid` is a regular file some process has open for writing:
+ * a read lease cannot be taken then (EAGAIN). Unknown (no lease allowed here) counts as not.
+ * The lease is released at once; should a writer open the file meanwhile, the kernel signals the
+ * lease holder: SIGURG, ignored by default, instead of SIGIO, which would end the process. */
+static bool being_written(watcher_t *w, const char *pid)
+{
+    char *path = pelix__sprintf("%s/%s.config.js", w->folder, pid);
+    bool busy = false;
+    int fd;
+
+    if (!path) {
+        return false;
+    }
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (fcntl(fd, F_SETSIG, SIGURG) == 0 && fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+                fcntl(fd, F_SETLEASE, F_UNLCK);
+            } else {
+                busy = errno == EAGAIN;
+            }
+        }
+        close(fd);
+    }
+    pelix__free(path);
+    return busy;
 }
 
 static void read_events(watcher_t *w)
@@ -115,10 +145,12 @@ static int apply_due(watcher_t *w)
     }
     for (size_t i = 0; i < w->count;) {
         if (w->pending[i].due <= now) {
-            char *pid = w->pending[i].pid;
+            pending_t p = w->pending[i];
             w->pending[i] = w->pending[--w->count];
-            ca__file_changed(w->ca, pid);
-            pelix__free(pid);
+            if (!p.created_only || !being_written(w, p.pid)) {
+                ca__file_changed(w->ca, p.pid);
+            }
+            pelix__free(p.pid);
             continue;
         }
         if (next < 0 || w->pending[i].due < next) {

@@ -513,6 +513,27 @@ static void test_malformed_files_at_load(void **state)
     assert_int_equal(ca_count_configs(fx), 2);
 }
 
+static void test_special_files_at_load(void **state)
+{
+    ca_fixture_t *fx = *state;
+    char *fifo = ca_path(fx->folder, "pipe.config.js");
+    char *dir = ca_path(fx->folder, "dir.config.js");
+
+    /* Opening a FIFO for reading blocks until a writer comes: loading must not wait for one. */
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    ca_write_file(fx->folder, "good.config.js", "{\"x\": 1}");
+
+    ca_start(fx, true, true);
+    assert_int_equal(ca_count_configs(fx), 1);
+    assert_int_equal(ca_log_count(&fx->log, PELIX_LOG_ERROR, "pipe.config.js", "regular"), 1);
+    assert_int_equal(ca_log_count(&fx->log, PELIX_LOG_ERROR, "dir.config.js", "regular"), 1);
+    ca_sleep_ms(CA_QUIET_MS);
+    assert_int_equal(ca_log_count(&fx->log, PELIX_LOG_ERROR, "pipe.config.js", NULL), 1);
+    free(fifo);
+    free(dir);
+}
+
 /* ---- reload and delete ----------------------------------------------------------------------- */
 
 static void test_reload(void **state)
@@ -624,6 +645,7 @@ int main(void)
         T(test_failed_rename_changes_nothing),
         T(test_stray_files_ignored_at_load),
         T(test_malformed_files_at_load),
+        T(test_special_files_at_load),
         T(test_reload),
         T(test_delete_removes_file),
     };

@@ -16,6 +16,8 @@
 // clang-format on
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +278,110 @@ static void test_editor_rename_applied_once(void **state)
     assert_int_equal(ca_log_count(&fx->log, PELIX_LOG_WARNING, NULL, NULL), 0);
 }
 
+/* Tools that publish a finished file by linking it: `ln tmp x; rm tmp` (the link count is back to
+ * 1 when the watcher looks), and an unnamed O_TMPFILE written, then linked with linkat(). */
+static void test_published_by_link_applied(void **state)
+{
+    ca_fixture_t *fx = *state;
+    ca_recorder_t *r = &fx->rec[0];
+    char *tmp = ca_path(fx->folder, "staging.tmp"), *path = ca_path(fx->folder, NAME);
+
+    ca_start(fx, true, true);
+    ca_register_managed(fx, r, &PID, 1);
+    expect_calls(fx, r, 1);
+    ca_write_file(fx->folder, "staging.tmp", "{\"config.value\": \"linked\"}\n");
+    assert_int_equal(link(tmp, path), 0);
+    assert_int_equal(unlink(tmp), 0);
+    expect_calls(fx, r, 2);
+    assert_string_equal(value_of(r, 1), "linked");
+
+    assert_int_equal(unlink(path), 0);
+    expect_calls(fx, r, 3);
+    const char text[] = "{\"config.value\": \"tmpfile\"}\n";
+    int fd = open(fx->folder, O_TMPFILE | O_WRONLY, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    assert_int_equal(linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW), 0);
+    close(fd);
+    expect_calls(fx, r, 4);
+    assert_string_equal(value_of(r, 3), "tmpfile");
+    assert_int_equal(ca_log_count(&fx->log, PELIX_LOG_WARNING, NULL, NULL), 0);
+    free(tmp);
+    free(path);
+}
+
+/* A writer that creates the file and takes its time writing it: applied once, complete, when it
+ * closes the file, and never reported as malformed in between. */
+static void test_slow_writer_applied_once(void **state)
+{
+    ca_fixture_t *fx = *state;
+    ca_recorder_t *r = &fx->rec[0];
+    char *path = ca_path(fx->folder, NAME);
+
+    ca_start(fx, true, true);
+    ca_register_managed(fx, r, &PID, 1);
+    expect_calls(fx, r, 1);
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "{\"config.value\": ", 17), 17);
+    ca_sleep_ms(CA_QUIET_MS); /* well past the settle time */
+    assert_int_equal(ca_recorder_count(r), 1);
+    assert_int_equal(write(fd, "\"slow\"}\n", 8), 8);
+    assert_int_equal(close(fd), 0);
+    expect_calls(fx, r, 2);
+    assert_string_equal(value_of(r, 1), "slow");
+    assert_int_equal(ca_log_count(&fx->log, PELIX_LOG_WARNING, NULL, NULL), 0);
+    free(path);
+}
+
+typedef struct rewriter {
+    const char *folder;
+    atomic_bool stop;
+    int failures;
+} rewriter_t;
+
+/* Replaces the file every 20 ms (write to a temporary name, rename) until told to stop. */
+static void *rewrite_run(void *arg)
+{
+    rewriter_t *w = arg;
+    char tmp[4096], path[4096], text[64];
+    snprintf(tmp, sizeof(tmp), "%s/rewrite.tmp", w->folder);
+    snprintf(path, sizeof(path), "%s/%s", w->folder, NAME);
+    for (int i = 0; !atomic_load(&w->stop); i++) {
+        int n = snprintf(text, sizeof(text), "{\"config.value\": \"v%d\"}\n", i);
+        int fd = open(tmp, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, text, (size_t)n) != n || close(fd) < 0 || rename(tmp, path) < 0) {
+            w->failures++;
+        }
+        struct timespec pause = {0, 20 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+/* A file replaced again and again with no pause longer than the settle time is still applied
+ * while it keeps changing, not only once the changes stop. */
+static void test_rewritten_without_pause_applied(void **state)
+{
+    ca_fixture_t *fx = *state;
+    ca_recorder_t *r = &fx->rec[0];
+    rewriter_t w = {.folder = fx->folder};
+    pthread_t th;
+
+    ca_start(fx, true, true);
+    ca_register_managed(fx, r, &PID, 1);
+    expect_calls(fx, r, 1);
+    assert_int_equal(pthread_create(&th, NULL, rewrite_run, &w), 0);
+    bool applied = ca_recorder_wait(r, 2, CA_WAIT_MS); /* the writer goes on meanwhile */
+    atomic_store(&w.stop, true);
+    pthread_join(th, NULL);
+    assert_true(applied);
+    assert_int_equal(w.failures, 0);
+    assert_int_equal(ca_log_count(&fx->log, PELIX_LOG_WARNING, NULL, NULL), 0);
+}
+
 /* A configuration linked into the folder (ln, or ln -s as Kubernetes config maps do) is applied
  * although no file is written there. */
 static void test_links_applied(void **state)
@@ -471,6 +577,9 @@ int main(void)
         T(test_malformed_file_while_running),
         T(test_editor_rename_applied_once),
         T(test_links_applied),
+        T(test_published_by_link_applied),
+        T(test_slow_writer_applied_once),
+        T(test_rewritten_without_pause_applied),
         T(test_stray_files_while_watching),
         T(test_logger_called_without_lock),
     };
