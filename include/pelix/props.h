@@ -193,7 +193,8 @@ typedef struct pelix_prop_schema {
  * - to bool: a bool; the longs 0 and 1; the strings true/false, yes/no, on/off, 1/0 (any case).
  * - to string: a string; a long, double or bool in display form.
  * - to list: a list (kept); any other value becomes a one-item list.
- * @param[in] name the property name, used in the error text (`port: "abc" is not an integer`).
+ * @param[in] name the property name, used in the error text (`port: "abc" is not an integer`);
+ * the value of a secret key (pelix_props_is_secret_key()) is shown as `***`.
  * @param[out] ret_value a new value owned by the caller, on success only.
  * @return 0, PELIX_E_TYPE, -EINVAL, -ENOMEM.
  */

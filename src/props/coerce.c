@@ -123,10 +123,15 @@ static bool parse_bool(const char *s, bool *ret)
 static int type_error(const char *name, const pelix_value_t *v, pelix_type_t type,
                       pelix_error_t *err)
 {
-    char *shown = pelix_value_to_string(v);
+    /* Error texts end up in logs: a secret's value is never shown. */
+    bool secret = name && pelix_props_is_secret_key(name);
+    char *shown = secret ? NULL : pelix_value_to_string(v);
     int rc;
 
-    if (v->type == PELIX_TYPE_STRING) {
+    if (secret) {
+        rc = pelix__error(err, PELIX_E_TYPE, -1, "%s: *** (%s) is not %s %s", name,
+                          type_word(v->type), article(type), type_word(type));
+    } else if (v->type == PELIX_TYPE_STRING) {
         rc = pelix__error(err, PELIX_E_TYPE, -1, "%s: \"%s\" is not %s %s", name,
                           shown ? shown : "?", article(type), type_word(type));
     } else {
@@ -231,7 +236,9 @@ static int check_range(const pelix_prop_schema_t *s, const pelix_value_t *v, pel
     }
     format_bound(s->min, lo);
     format_bound(s->max, hi);
-    if (v->type == PELIX_TYPE_LONG) {
+    if (pelix_props_is_secret_key(s->key)) {
+        snprintf(val, sizeof(val), "***");
+    } else if (v->type == PELIX_TYPE_LONG) {
         snprintf(val, sizeof(val), "%lld", (long long)v->u.l);
     } else {
         props__format_double(x, val);

@@ -251,6 +251,37 @@ static void test_range_bounds_in_messages(void **state)
     pelix_props_free(p);
 }
 
+/* Error texts go to logs: the value of a secret never appears in them. */
+static void test_secret_values_not_shown(void **state)
+{
+    const pelix_prop_schema_t s[] = {
+        {"password", PELIX_TYPE_LONG, false, false, 0, 0},
+        {"api_secret_pin", PELIX_TYPE_LONG, false, true, 0, 9999},
+        {"user", PELIX_TYPE_LONG, false, false, 0, 0},
+    };
+    pelix_props_t *p = pelix_props_new();
+    pelix_error_t err = PELIX_ERROR_INIT;
+    pelix_value_t *v = pelix_value_new_string("hunter2"), *out = NULL;
+    (void)state;
+
+    pelix_props_set_string(p, "password", "hunter2");
+    assert_int_equal(pelix_props_coerce(p, s, 1, &err), PELIX_E_TYPE);
+    assert_string_equal(err.text, "password: *** (string) is not an integer");
+    pelix_props_set_long(p, "api_secret_pin", 123456);
+    assert_int_equal(pelix_props_coerce(p, s + 1, 1, &err), PELIX_E_RANGE);
+    assert_string_equal(err.text, "api_secret_pin: *** is out of range [0, 9999]");
+    assert_int_equal(pelix_value_coerce("db_password", v, PELIX_TYPE_BOOL, &out, &err),
+                     PELIX_E_TYPE);
+    assert_null(strstr(err.text, "hunter2"));
+    assert_null(out);
+    /* Other keys still show their value, which is what makes the message useful. */
+    pelix_props_set_string(p, "user", "hunter2");
+    assert_int_equal(pelix_props_coerce(p, s + 2, 1, &err), PELIX_E_TYPE);
+    assert_non_null(strstr(err.text, "\"hunter2\""));
+    pelix_value_free(v);
+    pelix_props_free(p);
+}
+
 /* The schema of the brief: port in 1..65535, keepalive, mandatory host, flag. */
 static const pelix_prop_schema_t schema[] = {
     {"port", PELIX_TYPE_LONG, false, true, 1, 65535},
@@ -412,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_coerce_to_string_and_list),
         cmocka_unit_test(test_coerce_invalid_args),
         cmocka_unit_test(test_range_bounds_in_messages),
+        cmocka_unit_test(test_secret_values_not_shown),
         cmocka_unit_test(test_props_coerce_schema),
         cmocka_unit_test(test_props_coerce_failures),
         cmocka_unit_test_teardown(test_oom_leaves_props_unchanged, reset_alloc),
