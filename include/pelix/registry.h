@@ -128,8 +128,9 @@ PELIX_API int pelix_registry_set_properties(pelix_registry_t *reg, long id, peli
 
 /**
  * @brief Unregisters a service: stops lookups and new uses, delivers UNREGISTERING, waits for
- * the uses held by other threads to end (see the file comment).
- * @return 0, -ENOENT (unknown or already unregistering).
+ * the uses held by other threads to end (see the file comment). It needs no memory: when
+ * none is left, UNREGISTERING still reaches every listener that wants it.
+ * @return 0, -ENOENT (unknown or already unregistering), -EINVAL (NULL registry, id <= 0).
  */
 PELIX_API int pelix_registry_unregister(pelix_registry_t *reg, long id);
 

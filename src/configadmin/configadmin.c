@@ -403,8 +403,8 @@ fail:
 
 pelix_configadmin_t *pelix_configadmin_free(pelix_configadmin_t *ca)
 {
-    pelix_configuration_t **all;
-    size_t pos = 0, n = 0;
+    const char *key;
+    size_t pos = 0;
     void *value;
 
     if (!ca) {
@@ -421,17 +421,16 @@ pelix_configadmin_t *pelix_configadmin_free(pelix_configadmin_t *ca)
     targets__close(ca);
     notifier__stop(&ca->notifier);
 
+    /* Drop the map's references without allocating (this must not fail); handles held by the
+     * application keep their configuration, and ConfigAdmin's memory, until unref'ed. */
     pthread_mutex_lock(&ca->lock);
-    all = pelix__calloc(ca->configs.count ? ca->configs.count : 1, sizeof(*all));
-    while (all && pelix__map_next(&ca->configs, &pos, NULL, NULL, &value)) {
-        all[n++] = value;
+    while (pelix__map_next(&ca->configs, &pos, &key, NULL, &value)) {
+        pelix__map_remove_str(&ca->configs, key);
+        pelix_configuration_unref(value);
+        pos = 0;
     }
     pelix__map_clear(&ca->configs);
     ca__unlock(ca);
-    for (size_t i = 0; i < n; i++) {
-        pelix_configuration_unref(all[i]);
-    }
-    pelix__free(all);
     ca_unref(ca);
     return NULL;
 }

@@ -177,6 +177,11 @@ void reg__event_free(pelix_registry_t *r, event_t *ev)
     if (!ev) {
         return;
     }
+    if (ev->dynamic) {
+        reg__snap_unref(ev->props); /* embedded in its registration */
+        ev->props = NULL;
+        return;
+    }
     for (size_t i = 0; i < ev->count; i++) {
         reg__listener_unref(ev->targets[i].listener);
     }
@@ -223,6 +228,17 @@ int reg__event_new(pelix_registry_t *r, svc_reg_t *s, pelix_svc_event_kind_t kin
     return 0;
 }
 
+event_t *reg__event_unregistering(pelix_registry_t *r, svc_reg_t *s)
+{
+    event_t *ev = &s->spare;
+
+    memset(ev, 0, sizeof(*ev));
+    ev->props = reg__snap_ref(s->props);
+    ev->dynamic = true;
+    ev->bound = r->next_listener_id;
+    return ev;
+}
+
 void reg__enqueue(svc_reg_t *s, event_t *ev)
 {
     if (!ev) {
@@ -237,29 +253,66 @@ void reg__enqueue(svc_reg_t *s, event_t *ev)
     s->qtail = ev;
 }
 
+/* Calls listener `l` with one event of `s`; lock held on entry and exit, released for the call. */
+static void call(pelix_registry_t *r, svc_reg_t *s, event_t *ev, listener_t *l,
+                 pelix_svc_event_kind_t kind)
+{
+    holder_t holder;
+    pelix_svc_event_t e = {
+        .kind = kind,
+        .id = s->id,
+        .svc = s->svc,
+        .props = ev->props->props,
+        .old_props = ev->old_props ? ev->old_props->props : NULL,
+    };
+
+    reg__holders_push(&l->calls, &holder);
+    pthread_mutex_unlock(&r->lock);
+    l->fn(l->ctx, &e);
+    pthread_mutex_lock(&r->lock);
+    reg__holders_pop(&l->calls, &holder);
+    if (l->removed) {
+        pthread_cond_broadcast(&r->cond);
+    }
+}
+
+/* The next listener of a dynamic event: the one wanting it with the lowest id above `last`. */
+static listener_t *next_dynamic(pelix_registry_t *r, svc_reg_t *s, event_t *ev)
+{
+    listener_t *best = NULL;
+
+    for (size_t i = 0; i <= s->nspecs; i++) {
+        const listener_vec_t *v = i < s->nspecs
+                                      ? pelix__map_get_str(&r->listeners_by_spec, s->specs[i])
+                                      : &r->any_listeners;
+        for (size_t j = 0; v && j < v->count; j++) {
+            listener_t *l = v->items[j];
+            if (l->id > ev->last && l->id <= ev->bound && (!best || l->id < best->id) &&
+                wants(l, ev->props)) {
+                best = l;
+            }
+        }
+    }
+    return best;
+}
+
 static void deliver(pelix_registry_t *r, svc_reg_t *s, event_t *ev)
 {
-    for (size_t i = 0; i < ev->count; i++) {
-        listener_t *l = ev->targets[i].listener;
-        holder_t call;
-        pelix_svc_event_t e = {
-            .kind = ev->targets[i].kind,
-            .id = s->id,
-            .svc = s->svc,
-            .props = ev->props->props,
-            .old_props = ev->old_props ? ev->old_props->props : NULL,
-        };
+    listener_t *l;
 
-        if (l->removed) {
-            continue;
+    if (ev->dynamic) {
+        while ((l = next_dynamic(r, s, ev))) {
+            ev->last = l->id;
+            l->refs++;
+            call(r, s, ev, l, PELIX_SVC_UNREGISTERING);
+            reg__listener_unref(l);
         }
-        reg__holders_push(&l->calls, &call);
-        pthread_mutex_unlock(&r->lock);
-        l->fn(l->ctx, &e);
-        pthread_mutex_lock(&r->lock);
-        reg__holders_pop(&l->calls, &call);
-        if (l->removed) {
-            pthread_cond_broadcast(&r->cond);
+        return;
+    }
+    for (size_t i = 0; i < ev->count; i++) {
+        l = ev->targets[i].listener;
+        if (!l->removed) {
+            call(r, s, ev, l, ev->targets[i].kind);
         }
     }
 }

@@ -432,10 +432,9 @@ int pelix_registry_unregister(pelix_registry_t *r, long id)
     s->unregistering = true;
     s->refs++;
     unlink_all(r, s);
-    /* Listeners must hear of it: retry if memory is short rather than skip the event. */
-    while (reg__event_new(r, s, PELIX_SVC_UNREGISTERING, s->props, NULL, &ev) < 0) {
-        struct timespec until = pelix__deadline_ms(10);
-        pthread_cond_timedwait(&r->cond, &r->lock, &until);
+    /* Listeners must hear of it: without memory for the event, the one embedded in `s`. */
+    if (reg__event_new(r, s, PELIX_SVC_UNREGISTERING, s->props, NULL, &ev) < 0) {
+        ev = reg__event_unregistering(r, s);
     }
     reg__enqueue(s, ev);
     if (!s->delivering) {

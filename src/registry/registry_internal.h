@@ -73,6 +73,11 @@ typedef struct event {
     snap_t *old_props;
     target_t *targets;
     size_t count;
+    /* The UNREGISTERING event built without memory (embedded in its svc_reg_t): no target list;
+     * delivered to the listeners present now (id <= `bound`) in id order, `last` the latest. */
+    bool dynamic;
+    long bound;
+    long last;
 } event_t;
 
 typedef struct svc_reg svc_reg_t;
@@ -105,6 +110,7 @@ struct svc_reg {
     bool delivering;
     pthread_t deliverer;
     link_t *links; /* nspecs + 1 (the last one in `all`) */
+    event_t spare; /* UNREGISTERING when memory is short: unregister never fails */
 };
 
 struct pelix_registry {
@@ -126,6 +132,8 @@ struct pelix_registry {
 int reg__event_new(pelix_registry_t *r, svc_reg_t *s, pelix_svc_event_kind_t kind, snap_t *props,
                    snap_t *old_props, event_t **ret);
 void reg__event_free(pelix_registry_t *r, event_t *ev);
+/* The UNREGISTERING event of `s` without allocation (its embedded dynamic event). Lock held. */
+event_t *reg__event_unregistering(pelix_registry_t *r, svc_reg_t *s);
 void reg__enqueue(svc_reg_t *s, event_t *ev);
 /* Delivers the queued events of `s` unless a thread already does. Lock held (released during
  * callbacks). `s` must be referenced by the caller. */

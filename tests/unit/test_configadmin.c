@@ -20,6 +20,7 @@
 #include <pelix/configadmin.h>
 
 #include "unit/ca_helpers.h"
+#include "util/util.h"
 
 /* The PIDs of a listing, in order, joined with spaces (for readable comparisons). */
 static char *list_pids(ca_fixture_t *fx, const char *filter)
@@ -481,6 +482,24 @@ static void test_handle_after_free(void **state)
     free(fpid);
 }
 
+/* Stopping must release everything even when memory is short (LeakSanitizer reports the
+ * configurations otherwise). */
+static void test_free_without_memory(void **state)
+{
+    ca_fixture_t *fx = *state;
+
+    ca_start(fx, true, false);
+    for (int i = 0; i < 8; i++) {
+        pelix_configuration_t *c = ca_create(fx, "test.ca.oom.factory");
+        ca_update_long(c, "index", i);
+        pelix_configuration_unref(c);
+    }
+    pelix__alloc_fail_after(0);
+    fx->ca = pelix_configadmin_free(fx->ca);
+    pelix__alloc_fail_after(-1);
+    assert_null(fx->ca);
+}
+
 /* Coercion is not ConfigAdmin's job (Pelix bug B10 is fixed by the consumer's schema): values
  * are kept with their JSON type, so "1883" stays a string. */
 static void test_values_keep_their_type(void **state)
@@ -526,6 +545,7 @@ int main(void)
         T(test_flush_arguments),
         T(test_invalid_pids),
         T(test_handle_after_free),
+        T(test_free_without_memory),
         T(test_values_keep_their_type),
     };
 #undef T

@@ -11,6 +11,8 @@
 
 #include <pelix/registry.h>
 
+#include "util/util.h"
+
 #include <cmocka.h>
 
 static const char *const SPEC_A[] = {"spec.a"};
@@ -526,6 +528,57 @@ static void test_unregister_from_own_use(void **state)
     pelix_registry_free(r);
 }
 
+/* ---- unregister without memory --------------------------------------------------------------- */
+
+typedef struct tagged {
+    int tag;
+    int *order;
+    size_t *count;
+} tagged_t;
+
+static void record_tag(void *ctx, const pelix_svc_event_t *ev)
+{
+    tagged_t *t = ctx;
+    if (ev->kind == PELIX_SVC_UNREGISTERING) {
+        t->order[(*t->count)++] = t->tag;
+    }
+}
+
+/* Unregistering cannot fail: without memory for its event, every listener that wants it still
+ * hears UNREGISTERING, once, and unregister returns. */
+static void test_unregister_without_memory(void **state)
+{
+    (void)state;
+    pelix_registry_t *r = pelix_registry_new();
+    int order[8] = {0};
+    size_t count = 0;
+    tagged_t t[4] = {{1, order, &count}, {2, order, &count}, {3, order, &count}, {4, order, &count}};
+    const char *spec[4] = {NULL, "spec.b", "spec.a", "spec.a"};
+    const char *filter[4] = {NULL, NULL, "(x=no)", "(x=yes)"};
+    long l[4];
+
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pelix_registry_add_listener(r, spec[i], filter[i], false, record_tag, &t[i],
+                                                     &l[i], NULL),
+                         0);
+    }
+    long id = reg_svc(r, SPEC_AB, 2, &svc_a, props_kv("x", "yes"));
+    pelix__alloc_fail_after(0);
+    int rc = pelix_registry_unregister(r, id);
+    pelix__alloc_fail_after(-1);
+    assert_int_equal(rc, 0);
+    assert_int_equal(count, 3);
+    assert_int_equal(order[0], 1);
+    assert_int_equal(order[1], 2);
+    assert_int_equal(order[2], 4);
+    void *gone = NULL;
+    assert_int_equal(pelix_registry_get_service(r, id, &gone), -ENOENT);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pelix_registry_remove_listener(r, l[i]), 0);
+    }
+    pelix_registry_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -543,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_callback_registers_another_service),
         cmocka_unit_test(test_listener_removes_itself),
         cmocka_unit_test(test_unregister_from_own_use),
+        cmocka_unit_test(test_unregister_without_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
