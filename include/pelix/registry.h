@@ -30,6 +30,15 @@
  *   after that callback returns.
  * - Once pelix_registry_remove_listener() returns, the listener is not called any more and no
  *   call to it is in progress on another thread.
+ * - Unregister never deadlocks inside the registry: when it would wait for a thread that is
+ *   itself waiting in the registry (directly or through others) for the calling thread (two
+ *   callbacks on two threads unregistering each other's service, or one removing the listener
+ *   the other is called from), the unregister that would close the cycle returns -EDEADLK
+ *   without waiting: the service is unregistered (no lookup, no new use), but its UNREGISTERING
+ *   is delivered by the other thread after its current callback, and that callback or use may
+ *   still run: keep the service alive until the calling callback has returned.
+ *   pelix_registry_remove_listener() always waits (its caller frees the listener's context next):
+ *   two callbacks removing each other's listener on two threads wait for each other.
  *
  * Thread safety: every function is thread-safe. Callbacks run on the thread that caused the
  * event (or that delivers the events of that service, see above), never under a registry lock.
@@ -130,7 +139,8 @@ PELIX_API int pelix_registry_set_properties(pelix_registry_t *reg, long id, peli
  * @brief Unregisters a service: stops lookups and new uses, delivers UNREGISTERING, waits for
  * the uses held by other threads to end (see the file comment). It needs no memory: when
  * none is left, UNREGISTERING still reaches every listener that wants it.
- * @return 0, -ENOENT (unknown or already unregistering), -EINVAL (NULL registry, id <= 0).
+ * @return 0, -ENOENT (unknown or already unregistering), -EINVAL (NULL registry, id <= 0),
+ * -EDEADLK (unregistered, but not waited for: see the file comment).
  */
 PELIX_API int pelix_registry_unregister(pelix_registry_t *reg, long id);
 

@@ -500,6 +500,7 @@ int pelix_registry_add_listener(pelix_registry_t *r, const char *spec, const cha
 int pelix_registry_remove_listener(pelix_registry_t *r, long listener_id)
 {
     listener_t *l;
+    waiter_t w = {0};
 
     if (!r || listener_id <= 0) {
         return -EINVAL;
@@ -512,9 +513,14 @@ int pelix_registry_remove_listener(pelix_registry_t *r, long listener_id)
     }
     unindex_listener(r, l);
     l->removed = true;
+    w.listener = l;
+    reg__wait_begin(r, &w);
+    /* Always waits (the caller frees the listener's context next); recorded as a waiter so that
+     * an unregister waiting for this thread gives up instead (waits.c). */
     while (reg__holders_others(&l->calls) > 0) {
         pthread_cond_wait(&r->cond, &r->lock);
     }
+    reg__wait_end(r, &w);
     reg__listener_unref(l);
     pthread_mutex_unlock(&r->lock);
     return 0;

@@ -419,6 +419,8 @@ int pelix_registry_unregister(pelix_registry_t *r, long id)
 {
     svc_reg_t *s;
     event_t *ev = NULL;
+    waiter_t w = {0};
+    bool deadlock = false;
 
     if (!r || id <= 0) {
         return -EINVAL;
@@ -431,6 +433,7 @@ int pelix_registry_unregister(pelix_registry_t *r, long id)
     }
     s->unregistering = true;
     s->refs++;
+    w.svc = s;
     unlink_all(r, s);
     /* Listeners must hear of it: without memory for the event, the one embedded in `s`. */
     if (reg__event_new(r, s, PELIX_SVC_UNREGISTERING, s->props, NULL, &ev) < 0) {
@@ -439,18 +442,23 @@ int pelix_registry_unregister(pelix_registry_t *r, long id)
     reg__enqueue(s, ev);
     if (!s->delivering) {
         reg__kick(r, s);
-    } else if (!pthread_equal(s->deliverer, pthread_self())) {
-        while (s->delivering || s->qhead) {
+    }
+    /* Only now waiting (not while delivering): visible to the deadlock checks of others. */
+    reg__wait_begin(r, &w);
+    if (s->delivering && !pthread_equal(s->deliverer, pthread_self())) {
+        while ((s->delivering || s->qhead) && !(deadlock = reg__would_deadlock(r, &w))) {
             pthread_cond_wait(&r->cond, &r->lock);
         }
     }
-    while (reg__holders_others(&s->uses) > 0) {
+    while (!deadlock && reg__holders_others(&s->uses) > 0 &&
+           !(deadlock = reg__would_deadlock(r, &w))) {
         pthread_cond_wait(&r->cond, &r->lock);
     }
+    reg__wait_end(r, &w);
     reg__maybe_finalize(r, s);
     reg__svc_unref(r, s);
     pthread_mutex_unlock(&r->lock);
-    return 0;
+    return deadlock ? -EDEADLK : 0;
 }
 
 /* ---- lookups --------------------------------------------------------------------------------- */

@@ -113,6 +113,16 @@ struct svc_reg {
     event_t spare; /* UNREGISTERING when memory is short: unregister never fails */
 };
 
+/* A thread waiting in unregister (for the delivery and the uses of `svc`) or in remove_listener
+ * (for the calls of `listener`), linked in the registry's list while it waits. See waits.c. */
+typedef struct waiter {
+    pthread_t tid;
+    svc_reg_t *svc;
+    listener_t *listener;
+    unsigned stamp;
+    struct waiter *next;
+} waiter_t;
+
 struct pelix_registry {
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -124,6 +134,8 @@ struct pelix_registry {
     pelix_map_t listeners;         /* long -> listener_t */
     pelix_map_t listeners_by_spec; /* spec -> listener_vec_t */
     listener_vec_t any_listeners;
+    waiter_t *waiters;
+    unsigned wait_stamp;
 };
 
 /* events.c */
@@ -140,6 +152,12 @@ void reg__enqueue(svc_reg_t *s, event_t *ev);
 void reg__kick(pelix_registry_t *r, svc_reg_t *s);
 void reg__listener_unref(listener_t *l);
 void reg__listeners_free(pelix_registry_t *r);
+
+/* waits.c: a thread about to wait records itself (begin), checks reg__would_deadlock() before
+ * each wait and gives up waiting when it is true, then removes itself (end). Lock held. */
+void reg__wait_begin(pelix_registry_t *r, waiter_t *w);
+void reg__wait_end(pelix_registry_t *r, waiter_t *w);
+bool reg__would_deadlock(pelix_registry_t *r, waiter_t *w);
 
 /* registry.c */
 void reg__svc_unref(pelix_registry_t *r, svc_reg_t *s);

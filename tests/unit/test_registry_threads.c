@@ -473,6 +473,141 @@ static void test_concurrent_churn(void **state)
     pelix_registry_free(c.reg);
 }
 
+/* ---- callbacks on two threads calling against each other ------------------------------------ */
+
+/* Thread 0 runs a callback of service A (a listener call or a use), thread 1 one of service B;
+ * once both are inside, 0 unregisters B (or removes B's listener) and 1 unregisters A. Each call
+ * would wait for the other thread's callback to end: without deadlock avoidance both wait
+ * forever. With it, the unregister that would close the cycle returns -EDEADLK without
+ * waiting, and the other call returns 0 once that callback ended. */
+typedef struct cross {
+    pelix_registry_t *reg;
+    char mode; /* 'u': unregister from listener calls, 's': from uses, 'l': 0 removes B's listener */
+    long svc[2];
+    long listener[2];
+    pthread_barrier_t inside;
+    int rc[2];
+    atomic_int unregistering[2];
+} cross_t;
+
+typedef struct side {
+    cross_t *x;
+    int index;
+} side_t;
+
+static void cross_act(side_t *me)
+{
+    cross_t *x = me->x;
+    int other = 1 - me->index;
+    pthread_barrier_wait(&x->inside);
+    if (x->mode == 'l' && me->index == 0) {
+        x->rc[me->index] = pelix_registry_remove_listener(x->reg, x->listener[other]);
+    } else {
+        x->rc[me->index] = pelix_registry_unregister(x->reg, x->svc[other]);
+    }
+}
+
+static void cross_event(void *ctx, const pelix_svc_event_t *ev)
+{
+    side_t *me = ctx;
+    if (ev->kind == PELIX_SVC_MODIFIED) {
+        cross_act(me);
+    } else if (ev->kind == PELIX_SVC_UNREGISTERING) {
+        atomic_fetch_add(&me->x->unregistering[ev->id == me->x->svc[0] ? 0 : 1], 1);
+    }
+}
+
+static void cross_use(void *ctx, long id, void *svc, const pelix_props_t *props)
+{
+    (void)id;
+    (void)svc;
+    (void)props;
+    cross_act(ctx);
+}
+
+static void *cross_thread(void *arg)
+{
+    side_t *me = arg;
+    cross_t *x = me->x;
+    if (x->mode == 's') {
+        assert_int_equal(pelix_registry_use_id(x->reg, x->svc[me->index], cross_use, me), 0);
+    } else {
+        assert_int_equal(
+            pelix_registry_set_properties(x->reg, x->svc[me->index], props_long("n", 1)), 0);
+    }
+    return NULL;
+}
+
+static void run_cross(char mode)
+{
+    cross_t x = {.reg = pelix_registry_new(), .mode = mode};
+    side_t sides[2] = {{&x, 0}, {&x, 1}};
+    const char *const *specs[2] = {SPEC_A, SPEC_B};
+    pthread_t t[2];
+
+    pthread_barrier_init(&x.inside, NULL, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pelix_registry_register(x.reg, specs[i], 1, i ? (void *)&svc_b : &svc_a,
+                                                 NULL, &x.svc[i]),
+                         0);
+        assert_int_equal(pelix_registry_add_listener(x.reg, specs[i][0], NULL, false, cross_event,
+                                                     &sides[i], &x.listener[i], NULL),
+                         0);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, cross_thread, &sides[i]), 0);
+    }
+    join_bounded(t[0]);
+    join_bounded(t[1]);
+    if (mode == 'l') {
+        /* remove_listener always waits: the unregister gives up. */
+        assert_int_equal(x.rc[0], 0);
+        assert_int_equal(x.rc[1], -EDEADLK);
+        assert_int_equal(pelix_registry_remove_listener(x.reg, x.listener[1]), -ENOENT);
+        assert_int_equal(atomic_load(&x.unregistering[0]), 1);
+        assert_int_equal(pelix_registry_remove_listener(x.reg, x.listener[0]), 0);
+        assert_int_equal(pelix_registry_unregister(x.reg, x.svc[1]), 0);
+        assert_int_equal(atomic_load(&x.unregistering[1]), 0);
+    } else {
+        /* Exactly one of them gave up waiting. */
+        assert_true((x.rc[0] == 0 && x.rc[1] == -EDEADLK) ||
+                    (x.rc[0] == -EDEADLK && x.rc[1] == 0));
+        /* Both services are gone, and each listener heard its UNREGISTERING exactly once. */
+        for (int i = 0; i < 2; i++) {
+            void *svc;
+            assert_int_equal(pelix_registry_get_service(x.reg, x.svc[i], &svc), -ENOENT);
+            assert_int_equal(atomic_load(&x.unregistering[i]), 1);
+            assert_int_equal(pelix_registry_remove_listener(x.reg, x.listener[i]), 0);
+        }
+    }
+    pthread_barrier_destroy(&x.inside);
+    pelix_registry_free(x.reg);
+}
+
+static void test_cross_thread_unregister_from_listeners(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        run_cross('u');
+    }
+}
+
+static void test_cross_thread_unregister_from_uses(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        run_cross('s');
+    }
+}
+
+static void test_cross_thread_remove_listener_and_unregister(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        run_cross('l');
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +616,9 @@ int main(void)
         cmocka_unit_test(test_remove_listener_waits_for_running_call),
         cmocka_unit_test(test_events_of_one_service_stay_in_order),
         cmocka_unit_test(test_concurrent_churn),
+        cmocka_unit_test(test_cross_thread_unregister_from_listeners),
+        cmocka_unit_test(test_cross_thread_unregister_from_uses),
+        cmocka_unit_test(test_cross_thread_remove_listener_and_unregister),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
