@@ -174,7 +174,7 @@ PELIX_API int pelix_registry_get_properties(pelix_registry_t *reg, long id,
  * @brief Gets a service and counts one use of it. Pair with pelix_registry_unget_service().
  * pelix_registry_unregister() waits for the uses of other threads to be released, so keep them
  * short or release them when the service goes (a tracker's `removed` callback is the place).
- * @return 0, -ENOENT (unknown or unregistering), -EINVAL.
+ * @return 0, -ENOENT (unknown or unregistering), -EINVAL, -ENOMEM.
  */
 PELIX_API int pelix_registry_get_service(pelix_registry_t *reg, long id, void **ret_svc);
 
@@ -194,7 +194,7 @@ PELIX_API long pelix_registry_use_count(pelix_registry_t *reg, long id);
  * @brief Calls `fn` once with the best service of `spec` matching `filter`, holding a use of it
  * during the call. The calling thread runs `fn`, without registry locks.
  * @return 0 (fn was called), -ENOENT (no such service; fn not called),
- * PELIX_E_FILTER_SYNTAX, -EINVAL.
+ * PELIX_E_FILTER_SYNTAX, -EINVAL, -ENOMEM (parsing the filter).
  */
 PELIX_API int pelix_registry_use(pelix_registry_t *reg, const char *spec, const char *filter,
                                  pelix_svc_use_fn fn, void *ctx);
@@ -208,7 +208,8 @@ PELIX_API int pelix_registry_use(pelix_registry_t *reg, const char *spec, const 
  * @param[in] replay if true, the listener immediately receives a REGISTERED event for every
  * service already registered that matches, in the per-service order of the other events (this is
  * how trackers start without missing or doubling a service).
- * @param[out] ret_id the listener id (> 0), to remove it.
+ * @param[out] ret_id the listener id (> 0), to remove it; optional. Written on success only,
+ * before the first call of `fn` (which may remove the listener with it).
  * @return 0, PELIX_E_FILTER_SYNTAX, -EINVAL, -ENOMEM. On failure `fn` is never called.
  */
 PELIX_API int pelix_registry_add_listener(pelix_registry_t *reg, const char *spec,

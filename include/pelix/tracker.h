@@ -50,7 +50,9 @@ typedef struct pelix_tracker_options {
  * @brief Opens a tracker; `added` is called for the matching services already registered
  * before this returns (on the calling thread, unless another thread is delivering events of that
  * service, which then calls it).
- * @param[out] ret_tracker the tracker, owned by the caller.
+ * @param[out] ret_tracker the tracker, owned by the caller. It is written before the first
+ * `added` call (so callbacks may use it through the caller's variable), and set to NULL on
+ * failure.
  * @param[out] err optional filter syntax details.
  * @return 0, PELIX_E_FILTER_SYNTAX, -EINVAL, -ENOMEM. On failure no callback is called.
  */
@@ -79,7 +81,7 @@ PELIX_API int pelix_tracker_ids(pelix_tracker_t *tracker, long **ret_ids, size_t
 /**
  * @brief Calls `fn` with the best tracked service, holding a registry use of it during the call
  * (see pelix_registry_use_id()).
- * @return 0 (fn called), -ENOENT (nothing tracked), -EINVAL.
+ * @return 0 (fn called), -ENOENT (nothing tracked), -EINVAL, -ENOMEM.
  */
 PELIX_API int pelix_tracker_use(pelix_tracker_t *tracker, pelix_svc_use_fn fn, void *ctx);
 

@@ -72,7 +72,7 @@ int pelix_configadmin_set_schema(pelix_configadmin_t *ca, const char *pid,
                                  const pelix_prop_schema_t *entries, size_t count,
                                  pelix_error_t *err)
 {
-    schema_t *s = NULL;
+    schema_t *s = NULL, *old;
     size_t pos = 0;
     void *value;
     int rc;
@@ -99,12 +99,17 @@ int pelix_configadmin_set_schema(pelix_configadmin_t *ca, const char *pid,
         schema_free(s);
         return pelix__error(err, -ESHUTDOWN, -1, "ConfigAdmin is stopped");
     }
-    schema_free(pelix__map_remove_str(&ca->schemas, pid));
+    /* The old schema stays in force if the new one cannot be stored. */
+    old = pelix__map_get_str(&ca->schemas, pid);
     if (s && pelix__map_put_str(&ca->schemas, s->pid, s) < 0) {
         ca__unlock(ca);
         schema_free(s);
         return pelix__error(err, -ENOMEM, -1, "out of memory");
     }
+    if (!s) {
+        pelix__map_remove_str(&ca->schemas, pid);
+    }
+    schema_free(old);
     /* Type the configurations already there, in memory; report those that do not conform. */
     while (s && pelix__map_next(&ca->configs, &pos, NULL, NULL, &value)) {
         pelix_configuration_t *c = value;

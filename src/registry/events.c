@@ -480,6 +480,9 @@ int pelix_registry_add_listener(pelix_registry_t *r, const char *spec, const cha
         reg__listener_unref(l);
         return pelix__error(err, rc, -1, "out of memory");
     }
+    if (ret_id) {
+        *ret_id = l->id; /* before the first call, which may want to remove the listener */
+    }
     for (size_t i = 0; i < rp.count; i++) {
         reg__enqueue(rp.regs[i], rp.events[i]);
         rp.regs[i]->refs++;
@@ -491,9 +494,6 @@ int pelix_registry_add_listener(pelix_registry_t *r, const char *spec, const cha
     pthread_mutex_unlock(&r->lock);
     pelix__free(rp.regs);
     pelix__free(rp.events);
-    if (ret_id) {
-        *ret_id = l->id;
-    }
     return 0;
 }
 

@@ -114,6 +114,7 @@ static int put(pelix_map_t *m, const char *skey, long lkey, void *value)
     size_t i, mask;
 
     if (s) {
+        s->skey = skey; /* the new value may own its key: the old one may go with the old value */
         s->value = value;
         return 0;
     }

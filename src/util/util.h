@@ -88,7 +88,8 @@ void pelix__map_init_long(pelix_map_t *m);
 void pelix__map_clear(pelix_map_t *m);
 void *pelix__map_get_str(const pelix_map_t *m, const char *key);
 void *pelix__map_get_long(const pelix_map_t *m, long key);
-/* Inserts or replaces; 0, -ENOMEM, or -EINVAL for a long key <= 0. */
+/* Inserts or replaces (key and value: the key is borrowed, usually owned by the value); 0,
+ * -ENOMEM, or -EINVAL for a long key <= 0. */
 int pelix__map_put_str(pelix_map_t *m, const char *key, void *value);
 int pelix__map_put_long(pelix_map_t *m, long key, void *value);
 /* Removes and returns the value, or NULL if absent. */

@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 #include <pelix/configadmin.h>
 
 #include "unit/ca_helpers.h"
+#include "util/util.h"
 
 #include <cmocka.h>
 
@@ -253,6 +255,36 @@ static void test_schema_removed_and_bad_schemas(void **state)
     pelix_configuration_unref(c);
 }
 
+/* A schema that cannot be replaced for lack of memory stays in force (the old one is not dropped
+ * first). Six schemas put the map at its growth threshold, where replacing may allocate. */
+static void test_schema_replaced_without_memory(void **state)
+{
+    ca_fixture_t *fx = *state;
+    const pelix_prop_schema_t as_text[] = {{.key = "port", .type = PELIX_TYPE_STRING}};
+    char pid[32];
+    int rc = -ENOMEM;
+
+    ca_start(fx, false, false);
+    for (int i = 0; i < 6; i++) {
+        snprintf(pid, sizeof(pid), "test.schema.%d", i);
+        assert_int_equal(pelix_configadmin_set_schema(fx->ca, pid, MQTT_SCHEMA + 1, 1, NULL), 0);
+    }
+    pelix_configuration_t *c = ca_get(fx, "test.schema.0");
+    for (long n = 0; n < 64 && rc == -ENOMEM; n++) {
+        pelix__alloc_fail_after(n);
+        rc = pelix_configadmin_set_schema(fx->ca, "test.schema.0", as_text, 1, NULL);
+        pelix__alloc_fail_after(-1);
+        if (rc == -ENOMEM) {
+            /* Still the old schema: a port must be a number. */
+            assert_int_equal(pelix_configuration_update(c, strings("h", "abc"), NULL),
+                             PELIX_E_TYPE);
+        }
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(pelix_configuration_update(c, strings("h", "abc"), NULL), 0);
+    pelix_configuration_unref(c);
+}
+
 static void test_existing_config_not_conforming_is_reported(void **state)
 {
     ca_fixture_t *fx = *state;
@@ -275,6 +307,7 @@ int main(void)
         T(test_update_coerces_strings),         T(test_update_refused_changes_nothing),
         T(test_files_are_coerced_or_reported),  T(test_reload_uses_the_schema),
         T(test_schema_removed_and_bad_schemas), T(test_existing_config_not_conforming_is_reported),
+        T(test_schema_replaced_without_memory),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
