@@ -121,7 +121,8 @@ PELIX_API int pelix_configadmin_new(pelix_registry_t *reg, const pelix_configadm
 /**
  * @brief Stops ConfigAdmin: unregisters its service, stops watching, delivers the notifications
  * already queued, then stops its thread. NULL accepted; returns NULL. Must not be called from a
- * ConfigAdmin callback.
+ * ConfigAdmin callback, nor while another thread may still call a function with `ca` (the
+ * configuration handles are not concerned: they stay safe, see the file comment).
  */
 PELIX_API pelix_configadmin_t *pelix_configadmin_free(pelix_configadmin_t *ca);
 
@@ -200,12 +201,13 @@ PELIX_API const char *pelix_configuration_get_factory_pid(const pelix_configurat
  * @brief Copies the properties (with `service.pid`, and `service.factoryPid` for a factory
  * configuration).
  * @param[out] ret_props a copy owned by the caller, or NULL if never updated.
- * @return 0, PELIX_E_DELETED, -ENOMEM, -EINVAL.
+ * @return 0, PELIX_E_DELETED, -ENOMEM, -EINVAL. After pelix_configadmin_free() it still gives the
+ * last properties.
  */
 PELIX_API int pelix_configuration_get_properties(pelix_configuration_t *c,
                                                  pelix_props_t **ret_props);
 
-/** @brief True if updated at least once and not deleted. */
+/** @brief True if updated at least once and not deleted (also after pelix_configadmin_free()). */
 PELIX_API bool pelix_configuration_is_valid(pelix_configuration_t *c);
 
 /**
@@ -230,7 +232,9 @@ PELIX_API int pelix_configuration_delete(pelix_configuration_t *c, pelix_error_t
 
 /**
  * @brief Reads the configuration's file again and applies it like an update (without writing).
- * @return 0, -ENOENT (no file or no folder), PELIX_E_JSON, PELIX_E_DELETED, -ENOMEM, -ESHUTDOWN.
+ * @return 0, -ENOENT (no file or no folder), other -errno of reading it (-EACCES...),
+ * PELIX_E_JSON, PELIX_E_TYPE / PELIX_E_RANGE / PELIX_E_MISSING (schema), PELIX_E_DELETED,
+ * -ENOMEM, -ESHUTDOWN. On failure nothing changes.
  */
 PELIX_API int pelix_configuration_reload(pelix_configuration_t *c, pelix_error_t *err);
 

@@ -31,7 +31,8 @@ typedef enum pelix_log_level {
  * @param[in] ctx the logger's context.
  * @param[in] level severity of the record.
  * @param[in] module short name of the reporting module ("configadmin", ...).
- * @param[in] message one line without a trailing newline; borrowed for the call only.
+ * @param[in] message one line without a trailing newline (control characters of the text, such
+ * as a newline in a file name, are replaced with `?`); borrowed for the call only.
  * Called from whatever library thread reports the event; never with a library lock held.
  */
 typedef void (*pelix_log_fn)(void *ctx, pelix_log_level_t level, const char *module,

@@ -246,6 +246,8 @@ int persist__write(const char *folder, const char *pid, const pelix_props_t *pro
         pelix__error(err, rc, -1, "cannot write '%s': %s", path, strerror(-rc));
         goto out;
     }
+    /* The new content is in place once renamed: a failed folder fsync only leaves the rename less
+     * durable across a power cut, and failing the update now would misreport its state. */
     sync_folder(folder);
 out:
     pelix__free(json);

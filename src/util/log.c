@@ -44,5 +44,12 @@ void pelix__log(const pelix_logger_t *logger, pelix_log_level_t level, const cha
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    /* One record, one line: control characters (a file name may hold a newline) cannot forge
+     * further lines in a log. */
+    for (char *p = line; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
     logger->fn(logger->ctx, level, module, line);
 }

@@ -189,6 +189,11 @@ static void test_log_dispatch(void **state)
     pelix__log(&silent, PELIX_LOG_ERROR, "m", "x");
     assert_int_equal(cap.calls, 2);
 
+    /* A record stays one line whatever its arguments hold. */
+    pelix__log(&logger, PELIX_LOG_ERROR, "m", "cannot read '%s'", "x\nERROR forged\t\x1b[1m");
+    assert_string_equal(cap.message, "cannot read 'x?ERROR forged??[1m'");
+    cap.calls--;
+
     /* Long messages are cut, not overflowed. */
     memset(big, 'y', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
