@@ -471,6 +471,13 @@ static void test_handle_after_free(void **state)
     assert_string_equal(pelix_configuration_get_pid(empty), "test.ca.empty");
     /* The failed delete left the file. */
     assert_true(ca_exists(fx->folder, name));
+    /* Reading still answers with the last state. */
+    pelix_props_t *last = NULL;
+    assert_int_equal(pelix_configuration_get_properties(c, &last), 0);
+    assert_string_equal(pelix_props_get_string(last, "host", ""), "localhost");
+    pelix_props_free(last);
+    assert_true(pelix_configuration_is_valid(c));
+    assert_false(pelix_configuration_is_valid(empty));
     assert_non_null(pelix_configuration_ref(c));
     pelix_configuration_unref(c);
 
