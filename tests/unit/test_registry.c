@@ -552,14 +552,15 @@ static void test_unregister_without_memory(void **state)
     pelix_registry_t *r = pelix_registry_new();
     int order[8] = {0};
     size_t count = 0;
-    tagged_t t[4] = {{1, order, &count}, {2, order, &count}, {3, order, &count}, {4, order, &count}};
+    tagged_t t[4] = {
+        {1, order, &count}, {2, order, &count}, {3, order, &count}, {4, order, &count}};
     const char *spec[4] = {NULL, "spec.b", "spec.a", "spec.a"};
     const char *filter[4] = {NULL, NULL, "(x=no)", "(x=yes)"};
     long l[4];
 
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(pelix_registry_add_listener(r, spec[i], filter[i], false, record_tag, &t[i],
-                                                     &l[i], NULL),
+        assert_int_equal(pelix_registry_add_listener(r, spec[i], filter[i], false, record_tag,
+                                                     &t[i], &l[i], NULL),
                          0);
     }
     long id = reg_svc(r, SPEC_AB, 2, &svc_a, props_kv("x", "yes"));

@@ -482,7 +482,8 @@ static void test_concurrent_churn(void **state)
  * waiting, and the other call returns 0 once that callback ended. */
 typedef struct cross {
     pelix_registry_t *reg;
-    char mode; /* 'u': unregister from listener calls, 's': from uses, 'l': 0 removes B's listener */
+    char
+        mode; /* 'u': unregister from listener calls, 's': from uses, 'l': 0 removes B's listener */
     long svc[2];
     long listener[2];
     pthread_barrier_t inside;
@@ -570,8 +571,7 @@ static void run_cross(char mode)
         assert_int_equal(atomic_load(&x.unregistering[1]), 0);
     } else {
         /* Exactly one of them gave up waiting. */
-        assert_true((x.rc[0] == 0 && x.rc[1] == -EDEADLK) ||
-                    (x.rc[0] == -EDEADLK && x.rc[1] == 0));
+        assert_true((x.rc[0] == 0 && x.rc[1] == -EDEADLK) || (x.rc[0] == -EDEADLK && x.rc[1] == 0));
         /* Both services are gone, and each listener heard its UNREGISTERING exactly once. */
         for (int i = 0; i < 2; i++) {
             void *svc;

@@ -220,10 +220,10 @@ typedef struct race {
     long id;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool blocked;        /* the first listener holds the UNREGISTERING delivery */
-    bool go;             /* ...until told to go on */
-    bool unregistered;   /* pelix_registry_unregister() returned: the owner may free the service */
-    bool violated;       /* `removed` ran on after the unregister returned */
+    bool blocked;      /* the first listener holds the UNREGISTERING delivery */
+    bool go;           /* ...until told to go on */
+    bool unregistered; /* pelix_registry_unregister() returned: the owner may free the service */
+    bool violated;     /* `removed` ran on after the unregister returned */
     int removed_calls;
 } race_t;
 
@@ -291,9 +291,9 @@ static void test_tracker_close_while_unregistering(void **state)
     pthread_mutex_init(&x.lock, NULL);
     pthread_cond_init(&x.cond, NULL);
     long blocker;
-    assert_int_equal(pelix_registry_add_listener(x.reg, "spec.a", NULL, false, race_blocker, &x,
-                                                 &blocker, NULL),
-                     0);
+    assert_int_equal(
+        pelix_registry_add_listener(x.reg, "spec.a", NULL, false, race_blocker, &x, &blocker, NULL),
+        0);
     pelix_tracker_options_t o = PELIX_TRACKER_OPTIONS_INIT;
     o.spec = "spec.a";
     o.removed = race_removed;
