@@ -3,7 +3,7 @@
 # otherwise prints the exact command to run and fails.
 set -eu
 
-PACKAGES="build-essential cmake pkg-config libmosquitto-dev libjansson-dev libcmocka-dev libedit-dev \
+PACKAGES="build-essential cmake pkg-config clang-format libmosquitto-dev libjansson-dev libcmocka-dev libedit-dev \
 mosquitto mosquitto-clients openssl"
 
 missing=""
