@@ -6,7 +6,7 @@ ARGS ?=
 RELEASE_DIR := build/release
 TEST_DIR := build/test
 
-.PHONY: all deps build run test valgrind format format-check clean
+.PHONY: all deps build run test valgrind bench format format-check clean
 
 all: build
 
@@ -35,6 +35,12 @@ valgrind: deps
 		valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 			--show-leak-kinds=definite,indirect $$t >/dev/null; \
 	done; echo "valgrind: no error, no leak"
+
+# Benchmarks (Release): each prints its measurements and ratios against baselines of the same run.
+bench: deps
+	@cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DPELIX_TESTS=OFF -DPELIX_BENCH=ON >/dev/null
+	@cmake --build build/bench -j $(JOBS)
+	@set -e; for b in build/bench/bench/bench_*; do echo "== $$b"; $$b; done
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
