@@ -36,6 +36,7 @@ enum {
     PELIX_E_MISSING = -1004, /**< a mandatory property is absent */
     PELIX_E_PID = -1005,     /**< a configuration PID is not acceptable */
     PELIX_E_DELETED = -1006, /**< the configuration was deleted */
+    PELIX_E_TOPIC = -1007,   /**< an MQTT topic name or topic filter is not valid */
 };
 
 /** Size of the text of a pelix_error_t, terminating NUL included. */

@@ -24,6 +24,8 @@ const char *pelix_strerror(int code)
         return "invalid configuration PID";
     case PELIX_E_DELETED:
         return "configuration deleted";
+    case PELIX_E_TOPIC:
+        return "invalid MQTT topic or filter";
     case -EINVAL:
         return "invalid argument";
     case -ENOMEM:

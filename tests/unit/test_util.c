@@ -41,6 +41,7 @@ static void test_strerror(void **state)
                  {PELIX_E_MISSING, "mandatory property missing"},
                  {PELIX_E_PID, "invalid configuration PID"},
                  {PELIX_E_DELETED, "configuration deleted"},
+                 {PELIX_E_TOPIC, "invalid MQTT topic or filter"},
                  {-EINVAL, "invalid argument"},
                  {-ENOMEM, "out of memory"},
                  {-ENOENT, "not found"},
@@ -54,7 +55,7 @@ static void test_strerror(void **state)
                  {-EROFS, "read-only file system"},
                  {-ETIMEDOUT, "timed out"},
                  {-ESHUTDOWN, "shut down"}};
-    static const int unknown[] = {1, EINVAL, -EAGAIN, -999, -1007, -123456, INT32_MIN};
+    static const int unknown[] = {1, EINVAL, -EAGAIN, -999, -1008, -123456, INT32_MIN};
     (void)state;
 
     for (size_t i = 0; i < PELIX_ARRAY_SIZE(cases); i++) {
