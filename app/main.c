@@ -1,7 +1,8 @@
 /*
- * pelix-mqtt, the host program. At this stage it starts the service runtime: the registry and
- * ConfigAdmin on the configuration folder (watched for changes), prints the configurations it
- * loaded, logs what ConfigAdmin reports, and runs until SIGINT or SIGTERM.
+ * pelix-mqtt, the host program. It starts the service runtime (the registry and ConfigAdmin on
+ * the configuration folder, watched for changes) and the MQTT service, which connects one broker
+ * per `mqtt.connector` configuration; prints the configurations it loaded, logs what the services
+ * report, and runs until SIGINT or SIGTERM.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #include <pelix/configadmin.h>
+#include <pelix/mqtt.h>
 #include <pelix/registry.h>
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -95,6 +97,8 @@ int main(int argc, char **argv)
     pelix_configadmin_options_t opts = PELIX_CONFIGADMIN_OPTIONS_INIT;
     pelix_error_t err = PELIX_ERROR_INIT;
     pelix_configadmin_t *ca = NULL;
+    pelix_mqtt_options_t mqtt_opts = PELIX_MQTT_OPTIONS_INIT;
+    pelix_mqtt_t *mqtt = NULL;
     pelix_registry_t *reg;
     const char *folder = "conf";
     sigset_t stop;
@@ -151,14 +155,24 @@ int main(int argc, char **argv)
         pelix_registry_free(reg);
         return 1;
     }
+    mqtt_opts.logger = opts.logger;
+    rc = pelix_mqtt_new(reg, ca, &mqtt_opts, &mqtt);
+    if (rc < 0) {
+        fprintf(stderr, "pelix-mqtt: cannot start the MQTT service: %s\n", pelix_strerror(rc));
+        pelix_configadmin_free(ca);
+        pelix_registry_free(reg);
+        return 1;
+    }
     print_configurations(ca, folder);
     log_line(NULL, PELIX_LOG_INFO, "pelix-mqtt",
-             "runtime started; following the configuration folder (Ctrl-C to stop)");
+             "runtime and MQTT service started; following the configuration folder (Ctrl-C to "
+             "stop)");
 
     while (sigwait(&stop, &sig) != 0) {
     }
     log_line(NULL, PELIX_LOG_INFO, "pelix-mqtt",
              sig == SIGINT ? "SIGINT: stopping" : "SIGTERM: stopping");
+    pelix_mqtt_free(mqtt);
     pelix_configadmin_free(ca);
     pelix_registry_free(reg);
     return 0;

@@ -1,0 +1,201 @@
+/**
+ * @file mqtt.h
+ * @brief The MQTT service of Pelix: broker connections made from ConfigAdmin configurations,
+ * publishing to one broker or all, and whiteboard listeners subscribed on every broker.
+ *
+ * Services (names and properties exactly as Pelix has them):
+ * - `pelix.mqtt.factory` (service pointer: pelix_mqtt_factory_t), also registered as the
+ *   managed service factory (`pelix.configadmin.managed.factory`) with `service.pid` =
+ *   `mqtt.connector`: each configuration of that factory PID is one broker connection. Its
+ *   properties: `host` (mandatory), `port` (1883), `keepalive` (60 s), `reconnect_min` (1 s),
+ *   `reconnect_max` (60 s), `connect_timeout` (10 s), `client_id` (default: derived from the PID,
+ *   so stable across restarts and unique per configuration). Values given as strings (shell,
+ *   files) are coerced; a value that cannot be is logged with its reason and makes no connection.
+ * - `pelix.mqtt.connection` (pointer: pelix_mqtt_connection_t), one per connected broker, with
+ *   the properties `id` (the configuration PID), `host` (string) and `port` (long). Registered
+ *   when the broker accepted the connection (CONNACK), unregistered when the connection is lost
+ *   or its configuration deleted; never two for one PID.
+ * - `pelix.mqtt.listener` (pointer: pelix_mqtt_listener_t), registered by applications with
+ *   `pelix.mqtt.topics` (one topic filter, or a list of them): the service subscribes each filter
+ *   on every connected broker and every broker that connects later, follows changes of the
+ *   property, and unsubscribes filters no listener uses any more. An invalid filter is reported
+ *   once and ignored; the other filters and listeners keep working.
+ *
+ * Connections are retried forever after any failure (DNS, TCP, CONNACK refusal, keepalive,
+ * server close), the first attempt included, with exponential backoff and jitter between
+ * `reconnect_min` and `reconnect_max`; every filter is subscribed again on every connect. A
+ * changed host, port, keepalive or client id moves the connection; other changes keep it.
+ *
+ * Threads: one network thread runs every connection (libmosquitto's external loop over epoll);
+ * names are resolved and TCP connects started on short-lived connector threads, each attempt
+ * bounded by `connect_timeout`, so no broker delays another and callers never wait on the
+ * network. Listener callbacks run on dispatch worker threads, one serial queue per listener
+ * (messages reach a listener in the order the broker sent them, calls never overlap), bounded
+ * (see pelix_mqtt_options_t); a listener whose queue is full loses the newest messages, counted.
+ * Registry events of the connection services are delivered on the network thread. No callback
+ * runs under a lock of the service.
+ */
+#ifndef PELIX_MQTT_H
+#define PELIX_MQTT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pelix/configadmin.h>
+#include <pelix/errors.h>
+#include <pelix/log.h>
+#include <pelix/registry.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Specification of the factory service (publish to all brokers, or to one by PID). */
+#define PELIX_MQTT_FACTORY_SPEC "pelix.mqtt.factory"
+/** The configuration factory PID, and the `service.pid` of the factory service. */
+#define PELIX_MQTT_FACTORY_PID "mqtt.connector"
+/** Specification of the connection services, one per connected broker. */
+#define PELIX_MQTT_CONNECTION_SPEC "pelix.mqtt.connection"
+/** Specification of the whiteboard listeners. */
+#define PELIX_MQTT_LISTENER_SPEC "pelix.mqtt.listener"
+/** Listener property: one MQTT topic filter (string) or a list of them. */
+#define PELIX_MQTT_TOPICS "pelix.mqtt.topics"
+
+/** Connection service properties. */
+#define PELIX_MQTT_PROP_ID "id"
+#define PELIX_MQTT_PROP_HOST "host"
+#define PELIX_MQTT_PROP_PORT "port"
+
+/** Defaults of the configuration properties. */
+#define PELIX_MQTT_DEFAULT_PORT 1883
+#define PELIX_MQTT_DEFAULT_KEEPALIVE 60
+#define PELIX_MQTT_DEFAULT_RECONNECT_MIN 1
+#define PELIX_MQTT_DEFAULT_RECONNECT_MAX 60
+#define PELIX_MQTT_DEFAULT_CONNECT_TIMEOUT 10
+
+/**
+ * @brief One received message, given to a listener. Every field is borrowed for the call.
+ * `topic` is the concrete topic; `payload` holds `len` bytes (any bytes, NUL included, followed
+ * by one extra NUL not counted in `len` so that text payloads can be read as strings);
+ * `connection` is the PID of the configuration whose broker delivered it.
+ */
+typedef struct pelix_mqtt_message {
+    const char *topic;
+    const void *payload;
+    size_t len;
+    int qos;
+    bool retain;
+    bool dup;
+    const char *connection;
+} pelix_mqtt_message_t;
+
+/**
+ * @brief A whiteboard listener service. `handle_mqtt_message` is called on a dispatch worker,
+ * once per message per delivering connection (a message matched by several filters of the
+ * listener is delivered once), in the order of the broker, never two calls at a time.
+ */
+typedef struct pelix_mqtt_listener {
+    void (*handle_mqtt_message)(void *handle, const pelix_mqtt_message_t *msg);
+    void *handle;
+} pelix_mqtt_listener_t;
+
+/**
+ * @brief What pelix_mqtt_connection_t.publish() did: `rc` (0, or the error), `mid` the MQTT
+ * message id, and a token to wait for the acknowledgement. Owned by the caller.
+ */
+typedef struct pelix_mqtt_publish_info {
+    int rc;
+    int mid;
+    uint64_t token;
+} pelix_mqtt_publish_info_t;
+
+/**
+ * @brief A connection service (one broker). Functions are thread-safe and never block on the
+ * network.
+ *
+ * `publish` queues the message for the broker: `qos` 0, 1 or 2; `topic` a valid topic name
+ * (no wildcard); returns 0 (and fills `info`, optional), PELIX_E_TOPIC, -EINVAL (bad QoS, NULL
+ * payload with len > 0), -EMSGSIZE (payload over 256 MiB or the broker's maximum), -ENOTCONN
+ * (the connection was lost: the service is going away), -ENOMEM.
+ *
+ * `wait_published` waits until the broker acknowledged the message (PUBACK for QoS 1, PUBCOMP for
+ * QoS 2; written to the socket for QoS 0), however early that happened (no lost wake-up): 0,
+ * -ETIMEDOUT, -ENOTCONN (the connection was lost before; the message may be resent on the next
+ * connection only if the broker keeps the session), -EINVAL (not an info of this connection).
+ * Must not be called from the network thread (a registry callback of a connection service).
+ */
+typedef struct pelix_mqtt_connection {
+    int (*publish)(void *handle, const char *topic, const void *payload, size_t len, int qos,
+                   bool retain, pelix_mqtt_publish_info_t *ret_info);
+    int (*wait_published)(void *handle, const pelix_mqtt_publish_info_t *info, long timeout_ms);
+    void *handle;
+} pelix_mqtt_connection_t;
+
+/** @brief The result of a factory publish on one connection. */
+typedef struct pelix_mqtt_result {
+    char *pid; /**< the configuration PID of the connection */
+    int rc;    /**< 0 or the error of pelix_mqtt_connection_t.publish() */
+    int mid;   /**< message id when rc is 0 */
+} pelix_mqtt_result_t;
+
+/**
+ * @brief The factory service. `publish` publishes on every connected broker, or only on the
+ * connection of configuration `pid` (non-NULL). Thread-safe, never blocks on the network.
+ * @param[out] ret_results optional: one result per connection tried, an array owned by the
+ * caller (free with pelix_mqtt_results_free()); NULL and 0 when none was tried.
+ * @return 0 (published on at least one connection), -ENOENT (`pid` is not a connected
+ * configuration: Pelix's KeyError), -ENOTCONN (no broker connected), PELIX_E_TOPIC, -EINVAL,
+ * -EMSGSIZE, -ENOMEM; when every connection failed, the error of the first.
+ */
+typedef struct pelix_mqtt_factory {
+    int (*publish)(void *handle, const char *topic, const void *payload, size_t len, int qos,
+                   bool retain, const char *pid, pelix_mqtt_result_t **ret_results,
+                   size_t *ret_count);
+    void *handle;
+} pelix_mqtt_factory_t;
+
+/** @brief Frees the results of a factory publish (NULL accepted). */
+PELIX_API void pelix_mqtt_results_free(pelix_mqtt_result_t *results, size_t count);
+
+/** Options of pelix_mqtt_new(); start from PELIX_MQTT_OPTIONS_INIT. */
+typedef struct pelix_mqtt_options {
+    /** Where connection failures, refused configurations and bad filters are reported. */
+    pelix_logger_t logger;
+    /** Dispatch worker threads running listener callbacks (0: 2). */
+    size_t dispatch_workers;
+    /** Bound of each listener's queue, in messages (0: 10000) and payload bytes (0: 64 MiB). */
+    size_t listener_queue_messages;
+    size_t listener_queue_bytes;
+} pelix_mqtt_options_t;
+
+#define PELIX_MQTT_OPTIONS_INIT                                                                    \
+    {                                                                                              \
+        {NULL, NULL, PELIX_LOG_INFO}, 0, 0, 0                                                      \
+    }
+
+typedef struct pelix_mqtt pelix_mqtt_t;
+
+/**
+ * @brief Starts the MQTT service on `reg`: its threads, the listener tracking and the factory
+ * services. ConfigAdmin (registered on the same registry, before or after) then hands it the
+ * `mqtt.connector` configurations. With `ca` (optional), the configuration schema is declared to
+ * it, so that values given as strings are stored typed.
+ * @param[out] ret_mqtt the service, owned by the caller (pelix_mqtt_free()).
+ * @return 0, -EINVAL, -ENOMEM, -errno of a thread or epoll.
+ */
+PELIX_API int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca,
+                             const pelix_mqtt_options_t *opts, pelix_mqtt_t **ret_mqtt);
+
+/**
+ * @brief Stops the service: unregisters its services, disconnects every broker (cleanly when
+ * connected), delivers or drops what listener queues hold (bounded wait), stops its threads.
+ * NULL accepted; returns NULL. Not from a callback of the service.
+ */
+PELIX_API pelix_mqtt_t *pelix_mqtt_free(pelix_mqtt_t *mqtt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

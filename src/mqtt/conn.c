@@ -1,0 +1,531 @@
+/*
+ * One broker connection: its state machine on the network thread, its connector threads and
+ * its connection service.
+ *
+ * BACKOFF --due--> CONNECTING (a connector thread resolves the name and starts the TCP connect
+ * with mosquitto_connect_async on a fresh libmosquitto object, bounded by `connect_timeout`)
+ * --> WAITING_ACK (socket in epoll, CONNECT sent, CONNACK awaited until `due`) --> CONNECTED
+ * (service registered, filters subscribed, keepalive every second). Any failure goes back to
+ * BACKOFF with an exponential, jittered delay between `reconnect_min` and `reconnect_max`. An
+ * attempt that times out is abandoned: its thread finishes on its own and its object is
+ * destroyed when it reports, so a hung DNS lookup never blocks anything.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "mqtt/mqtt_internal.h"
+
+struct attempt {
+    conn_t *conn; /* referenced */
+    struct mosquitto *mosq;
+    char *host;
+    int port;
+    int keepalive;
+    int rc;
+    int err_no;
+};
+
+static void attempt_free(attempt_t *a)
+{
+    if (a->mosq) {
+        mosquitto_destroy(a->mosq);
+    }
+    mqtt__conn_unref(a->conn);
+    pelix__free(a->host);
+    pelix__free(a);
+}
+
+/* ---- libmosquitto callbacks (network thread, inside loop_read/write/misc) -------------------- */
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+    conn_t *c = obj;
+    (void)mosq;
+    if (rc == 0) {
+        c->just_connected = true;
+    } else {
+        snprintf(c->last_error, sizeof(c->last_error), "connection refused: %s",
+                 mosquitto_connack_string(rc));
+        c->lost = true;
+    }
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+{
+    conn_t *c = obj;
+    (void)mosq;
+    if (!c->lost && c->state == CONN_CONNECTED) {
+        snprintf(c->last_error, sizeof(c->last_error), "connection lost: %s",
+                 rc == MOSQ_ERR_KEEPALIVE ? "keepalive timeout" : mosquitto_strerror(rc));
+    } else if (!c->lost) {
+        snprintf(c->last_error, sizeof(c->last_error), "cannot connect: %s",
+                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+    }
+    c->lost = true;
+}
+
+static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
+{
+    conn_t *c = obj;
+    (void)mosq;
+    mqtt__deliver(c->svc, c, msg);
+}
+
+static void on_publish(struct mosquitto *mosq, void *obj, int mid)
+{
+    conn_t *c = obj;
+    void *token;
+    (void)mosq;
+    pthread_mutex_lock(&c->ack_lock);
+    token = pelix__map_remove_long(&c->acks_by_mid, mid);
+    if (token) {
+        pelix__map_remove_long(&c->acks_pending, (long)(uintptr_t)token);
+        pthread_cond_broadcast(&c->ack_cond);
+    } else {
+        /* Acknowledged before its publisher recorded it: it finds this mark. */
+        pelix__map_put_long(&c->acks_early, mid, (void *)(uintptr_t)1);
+    }
+    pthread_mutex_unlock(&c->ack_lock);
+}
+
+/* ---- service functions (any thread) ---------------------------------------------------------- */
+
+static int publish_fn(void *handle, const char *topic, const void *payload, size_t len, int qos,
+                      bool retain, pelix_mqtt_publish_info_t *ret_info)
+{
+    return mqtt__conn_publish(handle, topic, payload, len, qos, retain, ret_info);
+}
+
+static int wait_fn(void *handle, const pelix_mqtt_publish_info_t *info, long timeout_ms)
+{
+    conn_t *c = handle;
+    struct timespec until = pelix__deadline_ms(timeout_ms < 0 ? 0 : timeout_ms);
+    long token;
+    int rc = 0;
+
+    if (!c || !info || info->token == 0 || info->token > INT64_MAX) {
+        return -EINVAL;
+    }
+    token = (long)info->token;
+    pthread_mutex_lock(&c->ack_lock);
+    if (info->token > c->next_token) {
+        rc = -EINVAL;
+    }
+    while (rc == 0 && pelix__map_get_long(&c->acks_pending, token)) {
+        if (pthread_cond_timedwait(&c->ack_cond, &c->ack_lock, &until) == ETIMEDOUT) {
+            rc = pelix__map_get_long(&c->acks_pending, token) ? -ETIMEDOUT : 0;
+        }
+    }
+    if (rc == 0 && pelix__map_get_long(&c->acks_lost, token)) {
+        rc = -ENOTCONN;
+    }
+    pthread_mutex_unlock(&c->ack_lock);
+    return rc;
+}
+
+int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t len, int qos,
+                       bool retain, pelix_mqtt_publish_info_t *ret_info)
+{
+    uint64_t one = 1;
+    int mid = 0, rc;
+
+    if (!c || qos < 0 || qos > 2 || (!payload && len)) {
+        return -EINVAL;
+    }
+    rc = mqtt__topic_check_name(topic, NULL);
+    if (rc < 0) {
+        return rc;
+    }
+    if (len > 268435455u - 65536u) {
+        return -EMSGSIZE;
+    }
+    pthread_mutex_lock(&c->lock);
+    if (!c->active) {
+        pthread_mutex_unlock(&c->lock);
+        return -ENOTCONN;
+    }
+    rc = mosquitto_publish(c->mosq, &mid, topic, (int)len, payload, qos, retain);
+    pthread_mutex_unlock(&c->lock);
+    switch (rc) {
+    case MOSQ_ERR_SUCCESS:
+        break;
+    case MOSQ_ERR_NOMEM:
+        return -ENOMEM;
+    case MOSQ_ERR_PAYLOAD_SIZE:
+    case MOSQ_ERR_OVERSIZE_PACKET:
+        return -EMSGSIZE;
+    case MOSQ_ERR_NO_CONN:
+        return -ENOTCONN;
+    default:
+        return -EINVAL;
+    }
+    /* Let the network thread write it. */
+    while (write(c->svc->evfd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+    pthread_mutex_lock(&c->ack_lock);
+    uint64_t token = ++c->next_token;
+    if (pelix__map_remove_long(&c->acks_early, mid) == NULL) {
+        if (pelix__map_put_long(&c->acks_by_mid, mid, (void *)(uintptr_t)token) < 0 ||
+            pelix__map_put_long(&c->acks_pending, (long)token, (void *)(uintptr_t)mid) < 0) {
+            pelix__map_remove_long(&c->acks_by_mid, mid);
+            token = 0; /* published, but cannot be waited for */
+        }
+    }
+    pthread_mutex_unlock(&c->ack_lock);
+    if (ret_info) {
+        ret_info->rc = 0;
+        ret_info->mid = mid;
+        ret_info->token = token;
+    }
+    return 0;
+}
+
+/* ---- lifecycle --------------------------------------------------------------------------------
+ */
+
+conn_t *mqtt__conn_new(mqtt_service_t *s, const char *pid, conn_config_t *cfg)
+{
+    conn_t *c = pelix__calloc(1, sizeof(*c));
+
+    if (!c || !(c->pid = pelix__strdup(pid))) {
+        pelix__free(c);
+        return NULL;
+    }
+    atomic_init(&c->refs, 1);
+    c->svc = s;
+    c->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    c->sock = -1;
+    c->state = CONN_BACKOFF;
+    c->service.publish = publish_fn;
+    c->service.wait_published = wait_fn;
+    c->service.handle = c;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->ack_lock, NULL);
+    pelix__cond_init(&c->ack_cond);
+    pelix__map_init_long(&c->acks_by_mid);
+    pelix__map_init_long(&c->acks_pending);
+    pelix__map_init_long(&c->acks_early);
+    pelix__map_init_long(&c->acks_lost);
+    return c;
+}
+
+void mqtt__conn_unref(conn_t *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+        mqtt__config_clear(&c->cfg);
+        pelix__map_clear(&c->acks_by_mid);
+        pelix__map_clear(&c->acks_pending);
+        pelix__map_clear(&c->acks_early);
+        pelix__map_clear(&c->acks_lost);
+        pthread_mutex_destroy(&c->lock);
+        pthread_mutex_destroy(&c->ack_lock);
+        pthread_cond_destroy(&c->ack_cond);
+        pelix__free(c->pid);
+        pelix__free(c);
+    }
+}
+
+static int64_t backoff_ms(conn_t *c)
+{
+    static _Thread_local unsigned seed;
+    int64_t lo = c->cfg.reconnect_min * 1000, hi = c->cfg.reconnect_max * 1000, d = lo;
+
+    if (!seed) {
+        seed = (unsigned)pelix__now_ms() ^ (unsigned)(uintptr_t)c;
+    }
+    for (unsigned i = 1; i < c->failures && d < hi; i++) {
+        d *= 2;
+    }
+    d = d > hi ? hi : d;
+    /* Jitter: between half and all of it, never under reconnect_min. */
+    d = d / 2 + (int64_t)(rand_r(&seed) % (int)(d / 2 + 1));
+    return d < lo ? lo : d;
+}
+
+/* Leaves the connected state or an attempt: service gone, socket closed, object destroyed,
+ * waiters released; then waits `backoff` (unless closing). Network thread. */
+static void drop(conn_t *c, bool closing)
+{
+    mqtt_service_t *s = c->svc;
+    struct mosquitto *mosq;
+    size_t pos = 0;
+    long token;
+
+    mqtt__connected(s, c, false);
+    if (c->service_id) {
+        long id = c->service_id;
+        c->service_id = 0;
+        pelix_registry_unregister(s->reg, id);
+    }
+    mqtt__loop_unwatch(s, c);
+    pthread_mutex_lock(&c->lock);
+    mosq = c->mosq;
+    c->mosq = NULL;
+    c->active = false;
+    pthread_mutex_unlock(&c->lock);
+    if (mosq) {
+        if (closing && c->state == CONN_CONNECTED) {
+            mosquitto_disconnect(mosq);
+            mosquitto_loop_write(mosq, 1); /* best effort: DISCONNECT, non-blocking */
+        }
+        mosquitto_destroy(mosq);
+    }
+    pthread_mutex_lock(&c->ack_lock);
+    pelix__map_clear(&c->acks_lost);
+    while (pelix__map_next(&c->acks_pending, &pos, NULL, &token, NULL)) {
+        pelix__map_put_long(&c->acks_lost, token, (void *)(uintptr_t)1);
+    }
+    pelix__map_clear(&c->acks_pending);
+    pelix__map_clear(&c->acks_by_mid);
+    pelix__map_clear(&c->acks_early);
+    pthread_cond_broadcast(&c->ack_cond);
+    pthread_mutex_unlock(&c->ack_lock);
+    c->attempt = NULL; /* an attempt still running is abandoned: it cleans up when it reports */
+    c->just_connected = c->lost = false;
+    if (!closing) {
+        if (!c->error_logged) {
+            pelix__log(&s->logger, PELIX_LOG_WARNING, MODULE, "%s (%s:%ld): %s; retrying", c->pid,
+                       c->cfg.host, c->cfg.port, c->last_error);
+            c->error_logged = true; /* once until it connects again */
+        }
+        c->failures++;
+        c->state = CONN_BACKOFF;
+        c->due = pelix__now_ms() + backoff_ms(c);
+    }
+}
+
+static void *connector(void *arg)
+{
+    attempt_t *a = arg;
+    mqtt_service_t *s = a->conn->svc;
+
+    a->rc = mosquitto_connect_async(a->mosq, a->host, a->port, a->keepalive);
+    a->err_no = errno;
+    pthread_mutex_lock(&s->connectors_lock);
+    if (mqtt__post(s, mqtt__conn_attempt_done, a, false) < 0) {
+        attempt_free(a); /* the service stops: nobody takes it */
+    }
+    s->connectors--;
+    pthread_cond_broadcast(&s->connectors_cond);
+    pthread_mutex_unlock(&s->connectors_lock);
+    return NULL;
+}
+
+static void start_attempt(conn_t *c)
+{
+    mqtt_service_t *s = c->svc;
+    attempt_t *a = pelix__calloc(1, sizeof(*a));
+    pthread_attr_t attr;
+    pthread_t thread;
+    int rc = -ENOMEM;
+
+    if (a && (a->host = pelix__strdup(c->cfg.host)) &&
+        (a->mosq = mosquitto_new(c->cfg.client_id, true, c))) {
+        mosquitto_threaded_set(a->mosq, true);
+        mosquitto_int_option(a->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+        mosquitto_connect_callback_set(a->mosq, on_connect);
+        mosquitto_disconnect_callback_set(a->mosq, on_disconnect);
+        mosquitto_message_callback_set(a->mosq, on_message);
+        mosquitto_publish_callback_set(a->mosq, on_publish);
+        a->port = (int)c->cfg.port;
+        a->keepalive = (int)c->cfg.keepalive;
+        a->conn = c;
+        atomic_fetch_add(&c->refs, 1);
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_mutex_lock(&s->connectors_lock);
+        rc = -pthread_create(&thread, &attr, connector, a);
+        if (rc == 0) {
+            s->connectors++;
+        }
+        pthread_mutex_unlock(&s->connectors_lock);
+        pthread_attr_destroy(&attr);
+    }
+    if (rc < 0) {
+        if (a) {
+            attempt_free(a);
+        }
+        snprintf(c->last_error, sizeof(c->last_error), "cannot start a connection: %s",
+                 strerror(-rc));
+        drop(c, false);
+        return;
+    }
+    c->attempt = a;
+    c->state = CONN_CONNECTING;
+    c->due = pelix__now_ms() + c->cfg.connect_timeout * 1000;
+}
+
+void mqtt__conn_attempt_done(mqtt_service_t *s, void *arg)
+{
+    attempt_t *a = arg;
+    conn_t *c = a->conn;
+    (void)s;
+
+    if (c->attempt != a || c->state != CONN_CONNECTING) {
+        attempt_free(a); /* abandoned (timed out, reconfigured or deleted) */
+        return;
+    }
+    c->attempt = NULL;
+    if (a->rc != MOSQ_ERR_SUCCESS) {
+        snprintf(c->last_error, sizeof(c->last_error), "cannot connect: %s",
+                 a->rc == MOSQ_ERR_ERRNO ? strerror(a->err_no)
+                 : a->rc == MOSQ_ERR_EAI ? "cannot resolve the host name"
+                                         : mosquitto_strerror(a->rc));
+        attempt_free(a);
+        drop(c, false);
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    c->mosq = a->mosq;
+    pthread_mutex_unlock(&c->lock);
+    a->mosq = NULL;
+    attempt_free(a);
+    c->state = CONN_WAITING_ACK; /* `due` still bounds the whole attempt */
+    mqtt__loop_watch(c->svc, c, mosquitto_socket(c->mosq), true);
+}
+
+static void connected(conn_t *c)
+{
+    mqtt_service_t *s = c->svc;
+    pelix_props_t *props = pelix_props_new();
+    const char *spec[] = {PELIX_MQTT_CONNECTION_SPEC};
+    long id = 0;
+
+    c->just_connected = false;
+    c->state = CONN_CONNECTED;
+    c->failures = 0;
+    c->next_misc = pelix__now_ms() + 1000;
+    pthread_mutex_lock(&c->lock);
+    c->active = true;
+    pthread_mutex_unlock(&c->lock);
+    pelix__log(&s->logger, PELIX_LOG_INFO, MODULE, "%s: connected to %s:%ld", c->pid, c->cfg.host,
+               c->cfg.port);
+    c->error_logged = false;
+    mqtt__listeners_on_connect(s, c);
+    mqtt__connected(s, c, true);
+    if (!props || pelix_props_set_string(props, PELIX_MQTT_PROP_ID, c->pid) < 0 ||
+        pelix_props_set_string(props, PELIX_MQTT_PROP_HOST, c->cfg.host) < 0 ||
+        pelix_props_set_long(props, PELIX_MQTT_PROP_PORT, c->cfg.port) < 0) {
+        pelix_props_free(props);
+        props = NULL;
+    }
+    if (!props || pelix_registry_register(s->reg, spec, 1, &c->service, props, &id) < 0) {
+        snprintf(c->last_error, sizeof(c->last_error), "cannot register its service");
+        c->lost = true;
+        return;
+    }
+    c->service_id = id;
+}
+
+/* After libmosquitto ran: handle what its callbacks reported. */
+static void after_io(conn_t *c)
+{
+    if (c->just_connected && !c->lost) {
+        connected(c);
+    }
+    if (c->lost) {
+        drop(c, false);
+        return;
+    }
+    if (c->mosq) {
+        int sock = mosquitto_socket(c->mosq);
+        if (sock >= 0) {
+            mqtt__loop_watch(c->svc, c, sock, mosquitto_want_write(c->mosq));
+        }
+    }
+}
+
+void mqtt__conn_io(conn_t *c, uint32_t events)
+{
+    if (!c->mosq || (c->state != CONN_WAITING_ACK && c->state != CONN_CONNECTED)) {
+        return;
+    }
+    if (events & (uint32_t)EPOLLOUT) {
+        if (mosquitto_loop_write(c->mosq, 1) != MOSQ_ERR_SUCCESS) {
+            c->lost = true;
+        }
+    }
+    if (!c->lost && (events & ~(uint32_t)EPOLLOUT)) {
+        for (int i = 0; i < 64 && !c->lost; i++) {
+            int pending = 0;
+            if (mosquitto_loop_read(c->mosq, 1) != MOSQ_ERR_SUCCESS) {
+                c->lost = true;
+            } else if (ioctl(mosquitto_socket(c->mosq), FIONREAD, &pending) < 0 || pending <= 0) {
+                break;
+            }
+        }
+    }
+    if (c->lost && !c->last_error[0]) {
+        snprintf(c->last_error, sizeof(c->last_error), "connection lost");
+    }
+    after_io(c);
+}
+
+void mqtt__conn_timer(conn_t *c, int64_t now)
+{
+    switch (c->state) {
+    case CONN_BACKOFF:
+        if (c->due <= now) {
+            c->last_error[0] = '\0';
+            start_attempt(c);
+        }
+        break;
+    case CONN_CONNECTING:
+    case CONN_WAITING_ACK:
+        if (c->due <= now) {
+            snprintf(c->last_error, sizeof(c->last_error), "%s within %ld s",
+                     c->state == CONN_CONNECTING ? "no TCP connection (or name resolution)"
+                                                 : "no CONNACK",
+                     c->cfg.connect_timeout);
+            drop(c, false);
+        } else if (c->state == CONN_WAITING_ACK && mosquitto_want_write(c->mosq)) {
+            mqtt__loop_watch(c->svc, c, mosquitto_socket(c->mosq), true);
+        }
+        break;
+    case CONN_CONNECTED:
+        if (c->next_misc <= now) {
+            c->next_misc = now + 1000;
+            if (mosquitto_loop_misc(c->mosq) != MOSQ_ERR_SUCCESS) {
+                c->lost = true;
+            }
+        }
+        if (!c->lost && mosquitto_want_write(c->mosq) &&
+            mosquitto_loop_write(c->mosq, 1) != MOSQ_ERR_SUCCESS) {
+            c->lost = true;
+        }
+        after_io(c);
+        break;
+    }
+}
+
+void mqtt__conn_start(conn_t *c)
+{
+    c->state = CONN_BACKOFF;
+    c->due = pelix__now_ms();
+}
+
+void mqtt__conn_close(conn_t *c)
+{
+    drop(c, true);
+    mqtt__conn_unref(c);
+}
+
+void mqtt__conn_subscribe(conn_t *c, const char *filter, int qos)
+{
+    if (c->state == CONN_CONNECTED && c->mosq) {
+        mosquitto_subscribe(c->mosq, NULL, filter, qos);
+    }
+}
+
+void mqtt__conn_unsubscribe(conn_t *c, const char *filter)
+{
+    if (c->state == CONN_CONNECTED && c->mosq) {
+        mosquitto_unsubscribe(c->mosq, NULL, filter);
+    }
+}

@@ -1,0 +1,475 @@
+/*
+ * Whiteboard listeners: a registry listener follows every `pelix.mqtt.listener` service; its
+ * filters go into the topic trie (keyed by service id) and into the subscription counts (one
+ * SUBSCRIBE per filter per connection, whatever the number of listeners using it). Received
+ * messages are matched on the network thread and pushed to each matching listener's queue;
+ * workers call the listeners.
+ *
+ * Threads: registry events arrive on any thread and are posted to the network thread, without
+ * waiting for it. Unregistering a listener closes it at once (under its call lock, so a call
+ * running on a worker ends first, and none starts after), then the network thread detaches it
+ * and pushes a close item behind the messages already queued, which frees the queue on its
+ * worker.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "mqtt/mqtt_internal.h"
+
+static _Thread_local listener_t *calling; /* the listener whose callback this thread runs */
+
+static void listener_unref(listener_t *l)
+{
+    if (l && atomic_fetch_sub(&l->refs, 1) == 1) {
+        for (size_t i = 0; i < l->nfilters; i++) {
+            pelix__free(l->filters[i]);
+        }
+        pelix__free(l->filters);
+        pthread_mutex_destroy(&l->call_lock);
+        pelix__free(l);
+    }
+}
+
+static void message_unref(message_t *m)
+{
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+        pelix__free(m);
+    }
+}
+
+/* ---- queue callbacks (dispatch workers) ------------------------------------------------------ */
+
+static void deliver_item(void *ctx, void *item)
+{
+    listener_t *l = ctx;
+
+    (void)l;
+    if (*(int *)item == ITEM_CLOSE) {
+        /* From its own call: freed after it returns. */
+        mqtt__queue_close(((close_item_t *)item)->queue, false, 0);
+        return;
+    }
+    pthread_mutex_lock(&l->call_lock);
+    if (!l->closed) {
+        listener_t *outer = calling;
+        calling = l;
+        l->svc->handle_mqtt_message(l->svc->handle, &((message_t *)item)->m);
+        calling = outer;
+    }
+    pthread_mutex_unlock(&l->call_lock);
+}
+
+static void release_item(void *item)
+{
+    if (*(int *)item == ITEM_CLOSE) {
+        listener_t *l = ((close_item_t *)item)->listener;
+        mqtt_service_t *s = l->s;
+        listener_unref(l);
+        pthread_mutex_lock(&s->lmap_lock);
+        if (--s->closing == 0) {
+            pthread_cond_broadcast(&s->closing_cond);
+        }
+        pthread_mutex_unlock(&s->lmap_lock);
+    } else {
+        message_unref(item);
+    }
+}
+
+/* ---- subscriptions (network thread) ---------------------------------------------------------- */
+
+static void for_connected(mqtt_service_t *s, const char *filter, int qos, bool subscribe)
+{
+    size_t pos = 0;
+    void *value;
+
+    while (pelix__map_next(&s->conns, &pos, NULL, NULL, &value)) {
+        if (subscribe) {
+            mqtt__conn_subscribe(value, filter, qos);
+        } else {
+            mqtt__conn_unsubscribe(value, filter);
+        }
+    }
+}
+
+static int acquire(mqtt_service_t *s, const char *filter, int qos)
+{
+    filter_use_t *u = pelix__map_get_str(&s->filters, filter);
+
+    if (u) {
+        u->count++;
+        if (qos > u->qos) {
+            u->qos = qos;
+            for_connected(s, filter, qos, true);
+        }
+        return 0;
+    }
+    u = pelix__calloc(1, sizeof(*u));
+    if (!u || !(u->filter = pelix__strdup(filter)) ||
+        pelix__map_put_str(&s->filters, u->filter, u) < 0) {
+        if (u) {
+            pelix__free(u->filter);
+        }
+        pelix__free(u);
+        return -ENOMEM;
+    }
+    u->count = 1;
+    u->qos = qos;
+    for_connected(s, filter, qos, true);
+    return 0;
+}
+
+static void release(mqtt_service_t *s, const char *filter)
+{
+    filter_use_t *u = pelix__map_get_str(&s->filters, filter);
+
+    if (u && --u->count == 0) {
+        pelix__map_remove_str(&s->filters, filter);
+        for_connected(s, filter, 0, false);
+        pelix__free(u->filter);
+        pelix__free(u);
+    }
+}
+
+void mqtt__listeners_on_connect(mqtt_service_t *s, conn_t *c)
+{
+    size_t pos = 0;
+    void *value;
+
+    while (pelix__map_next(&s->filters, &pos, NULL, NULL, &value)) {
+        const filter_use_t *u = value;
+        mqtt__conn_subscribe(c, u->filter, u->qos);
+    }
+}
+
+/* ---- listener changes (network thread) ------------------------------------------------------- */
+
+typedef struct update {
+    listener_t *listener; /* referenced */
+    char **filters;       /* as given, owned */
+    size_t nfilters;
+    int qos;
+} update_t;
+
+static void update_free(update_t *u)
+{
+    for (size_t i = 0; i < u->nfilters; i++) {
+        pelix__free(u->filters[i]);
+    }
+    pelix__free(u->filters);
+    listener_unref(u->listener);
+    pelix__free(u);
+}
+
+static bool contains(char *const *list, size_t n, const char *f)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(list[i], f) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Attaches the new filters first, then detaches the old ones: kept filters are never
+ * unsubscribed in between. */
+static void apply_filters(mqtt_service_t *s, listener_t *l, char **filters, size_t n, int qos)
+{
+    char **kept = pelix__calloc(n ? n : 1, sizeof(*kept));
+    size_t nkept = 0;
+
+    for (size_t i = 0; kept && i < n; i++) {
+        pelix_error_t err = PELIX_ERROR_INIT;
+        const char *f = filters[i];
+        if (contains(kept, nkept, f)) {
+            continue; /* the same filter twice in one listener counts once */
+        }
+        if (mqtt__topic_check_filter(f, &err) < 0) {
+            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
+                       "listener %ld: topic filter '%s' ignored: %s", l->id, f, err.text);
+            continue;
+        }
+        if (mqtt__trie_add(s->trie, mqtt__topic_unshare(f), (uint64_t)l->id) < 0) {
+            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
+                       "listener %ld: topic filter '%s' ignored: out of memory", l->id, f);
+            continue;
+        }
+        if (acquire(s, f, qos) < 0) {
+            mqtt__trie_remove(s->trie, mqtt__topic_unshare(f), (uint64_t)l->id);
+            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
+                       "listener %ld: topic filter '%s' ignored: out of memory", l->id, f);
+            continue;
+        }
+        kept[nkept] = filters[i];
+        filters[i] = NULL;
+        nkept++;
+    }
+    if (!kept) {
+        pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE, "listener %ld: out of memory", l->id);
+    }
+    for (size_t i = 0; i < l->nfilters; i++) {
+        mqtt__trie_remove(s->trie, mqtt__topic_unshare(l->filters[i]), (uint64_t)l->id);
+        release(s, l->filters[i]);
+        pelix__free(l->filters[i]);
+    }
+    pelix__free(l->filters);
+    l->filters = kept;
+    l->nfilters = kept ? nkept : 0;
+    l->qos = qos;
+}
+
+static void set_cmd(mqtt_service_t *s, void *arg)
+{
+    update_t *u = arg;
+    listener_t *l = u->listener;
+
+    if (!l->attached) {
+        if (pelix__map_put_long(&s->listeners, l->id, l) < 0) {
+            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE, "listener %ld: out of memory", l->id);
+            update_free(u);
+            return;
+        }
+        atomic_fetch_add(&l->refs, 1); /* the table's */
+        l->attached = true;
+    }
+    apply_filters(s, l, u->filters, u->nfilters, u->qos);
+    update_free(u);
+}
+
+/* Detaches a listener and queues the closing of its queue behind its messages. */
+static void detach(mqtt_service_t *s, listener_t *l, bool drain)
+{
+    apply_filters(s, l, NULL, 0, 0);
+    if (l->attached) {
+        pelix__map_remove_long(&s->listeners, l->id);
+        l->attached = false;
+        listener_unref(l); /* the table's */
+    }
+    if (!l->queue) {
+        return;
+    }
+    l->close_item.kind = ITEM_CLOSE;
+    l->close_item.listener = l;
+    l->close_item.queue = l->queue;
+    if (!drain) {
+        atomic_fetch_add(&l->refs, 1); /* the close item's */
+        pthread_mutex_lock(&s->lmap_lock);
+        s->closing++;
+        pthread_mutex_unlock(&s->lmap_lock);
+    }
+    if (drain || mqtt__queue_push(l->queue, &l->close_item, 0) < 0) {
+        /* Stopping, or full: close from here (a refused close item was released already). */
+        mqtt__queue_close(l->queue, drain, 1000);
+    }
+    l->queue = NULL;
+}
+
+static void remove_cmd(mqtt_service_t *s, void *arg)
+{
+    listener_t *l = arg;
+    detach(s, l, false);
+    listener_unref(l);
+}
+
+/* ---- registry events (any thread) ------------------------------------------------------------ */
+
+static int read_topics(const pelix_props_t *props, update_t *u)
+{
+    const pelix_value_t *v = pelix_props_get(props, PELIX_MQTT_TOPICS);
+    size_t n = 0;
+
+    if (pelix_value_type(v) == PELIX_TYPE_STRING) {
+        n = 1;
+    } else if (pelix_value_type(v) == PELIX_TYPE_LIST) {
+        n = pelix_value_list_size(v);
+    } else if (v) {
+        return -EINVAL;
+    }
+    u->filters = pelix__calloc(n ? n : 1, sizeof(char *));
+    if (!u->filters) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const pelix_value_t *item =
+            n == 1 && pelix_value_type(v) == PELIX_TYPE_STRING ? v : pelix_value_list_at(v, i);
+        const char *text = pelix_value_string(item);
+        if (!text) {
+            return -EINVAL;
+        }
+        if (!(u->filters[u->nfilters] = pelix__strdup(text))) {
+            return -ENOMEM;
+        }
+        u->nfilters++;
+    }
+    u->qos = (int)pelix_props_get_long(props, "pelix.mqtt.qos", 0);
+    u->qos = u->qos < 0 ? 0 : u->qos > 2 ? 2 : u->qos;
+    return 0;
+}
+
+static listener_t *listener_new(mqtt_service_t *s, long id, void *svc)
+{
+    listener_t *l = pelix__calloc(1, sizeof(*l));
+
+    if (!l) {
+        return NULL;
+    }
+    atomic_init(&l->refs, 1);
+    l->id = id;
+    l->s = s;
+    l->svc = svc;
+    pthread_mutex_init(&l->call_lock, NULL);
+    if (mqtt__queue_new(s->dispatch, s->opts.listener_queue_messages, s->opts.listener_queue_bytes,
+                        MQTT_DROP_NEWEST, deliver_item, release_item, l, &l->queue) < 0) {
+        pthread_mutex_destroy(&l->call_lock);
+        pelix__free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static void on_listener_event(void *ctx, const pelix_svc_event_t *ev)
+{
+    mqtt_service_t *s = ctx;
+    listener_t *l;
+
+    if (ev->kind == PELIX_SVC_REGISTERED || ev->kind == PELIX_SVC_MODIFIED) {
+        update_t *u = pelix__calloc(1, sizeof(*u));
+        int rc = u ? read_topics(ev->props, u) : -ENOMEM;
+        pthread_mutex_lock(&s->lmap_lock);
+        l = pelix__map_get_long(&s->lmap, ev->id);
+        if (!l && rc == 0 && (l = listener_new(s, ev->id, ev->svc)) &&
+            pelix__map_put_long(&s->lmap, ev->id, l) < 0) {
+            mqtt__queue_close(l->queue, false, 0);
+            l->queue = NULL;
+            listener_unref(l);
+            l = NULL;
+            rc = -ENOMEM;
+        }
+        if (l) {
+            atomic_fetch_add(&l->refs, 1); /* the update's */
+        }
+        pthread_mutex_unlock(&s->lmap_lock);
+        if (rc == 0 && !l) {
+            rc = -ENOMEM;
+        }
+        if (rc < 0) {
+            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE, "listener %ld ignored: %s", ev->id,
+                       rc == -EINVAL ? PELIX_MQTT_TOPICS " must be a string or a list of strings"
+                                     : "out of memory");
+            if (u) {
+                u->listener = l;
+                update_free(u);
+            }
+            return;
+        }
+        u->listener = l;
+        if (mqtt__post(s, set_cmd, u, false) < 0) {
+            update_free(u);
+        }
+        return;
+    }
+    /* MODIFIED_ENDMATCH cannot happen (no filter); UNREGISTERING: */
+    pthread_mutex_lock(&s->lmap_lock);
+    l = pelix__map_remove_long(&s->lmap, ev->id);
+    pthread_mutex_unlock(&s->lmap_lock);
+    if (!l) {
+        return;
+    }
+    if (calling == l) {
+        l->closed = true; /* from its own callback: this thread holds its call lock */
+    } else {
+        pthread_mutex_lock(&l->call_lock);
+        l->closed = true;
+        pthread_mutex_unlock(&l->call_lock);
+    }
+    if (mqtt__post(s, remove_cmd, l, false) < 0) {
+        listener_unref(l); /* stopping: the shutdown closes its queue */
+    }
+}
+
+int mqtt__listeners_track(mqtt_service_t *s)
+{
+    return pelix_registry_add_listener(s->reg, PELIX_MQTT_LISTENER_SPEC, NULL, true,
+                                       on_listener_event, s, &s->listener_listener, NULL);
+}
+
+void mqtt__listeners_untrack(mqtt_service_t *s)
+{
+    size_t pos = 0;
+    void *value;
+
+    if (s->listener_listener > 0) {
+        pelix_registry_remove_listener(s->reg, s->listener_listener);
+        s->listener_listener = 0;
+    }
+    /* Network thread stopped: close what is left, delivering what is queued (bounded). */
+    while (pelix__map_next(&s->listeners, &pos, NULL, NULL, &value)) {
+        listener_t *l = value;
+        atomic_fetch_add(&l->refs, 1);
+        detach(s, l, true);
+        listener_unref(l);
+        pos = 0;
+    }
+    pos = 0;
+    while (pelix__map_next(&s->lmap, &pos, NULL, NULL, &value)) {
+        listener_t *l = value;
+        if (l->queue) {
+            mqtt__queue_close(l->queue, false, 0);
+            l->queue = NULL;
+        }
+        listener_unref(l);
+    }
+    pelix__map_clear(&s->lmap);
+    /* Queues closing on the workers (listeners unregistered just before). */
+    pthread_mutex_lock(&s->lmap_lock);
+    while (s->closing > 0) {
+        pthread_cond_wait(&s->closing_cond, &s->lmap_lock);
+    }
+    pthread_mutex_unlock(&s->lmap_lock);
+}
+
+/* ---- received messages (network thread) ------------------------------------------------------ */
+
+void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message *msg)
+{
+    size_t tlen, plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, clen = strlen(c->pid);
+    message_t *m;
+    int n;
+
+    if (!msg->topic) {
+        return;
+    }
+    n = mqtt__trie_match(s->trie, msg->topic, &s->scratch, NULL, NULL);
+    if (n <= 0) {
+        return;
+    }
+    tlen = strlen(msg->topic);
+    m = pelix__malloc(sizeof(*m) + tlen + 1 + plen + 1 + clen + 1);
+    if (!m) {
+        pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE, "message on '%s' dropped: out of memory",
+                   msg->topic);
+        return;
+    }
+    m->kind = ITEM_MESSAGE;
+    atomic_init(&m->refs, 1);
+    memcpy(m->data, msg->topic, tlen + 1);
+    if (plen) {
+        memcpy(m->data + tlen + 1, msg->payload, plen);
+    }
+    m->data[tlen + 1 + plen] = '\0';
+    memcpy(m->data + tlen + 1 + plen + 1, c->pid, clen + 1);
+    m->m.topic = m->data;
+    m->m.payload = m->data + tlen + 1;
+    m->m.len = plen;
+    m->m.qos = msg->qos;
+    m->m.retain = msg->retain;
+    m->m.dup = false;
+    m->m.connection = m->data + tlen + 1 + plen + 1;
+    for (int i = 0; i < n; i++) {
+        listener_t *l = pelix__map_get_long(&s->listeners, (long)s->scratch.keys[i]);
+        if (l && l->queue) {
+            atomic_fetch_add(&m->refs, 1);
+            mqtt__queue_push(l->queue, m, plen + tlen); /* released by the queue if refused */
+        }
+    }
+    message_unref(m);
+}

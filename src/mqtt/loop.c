@@ -1,0 +1,249 @@
+/*
+ * The network thread: one epoll over every connection's socket and an eventfd for commands.
+ * Commands (mqtt__post) are the only way other threads change the service's state; timers
+ * (backoff, CONNACK deadline, keepalive) are the connections' `due`/`next_misc`, scanned after
+ * each wake-up. Connections whose socket leaves epoll stay referenced until the end of the batch
+ * of events being handled, so a later event of the same batch never reaches freed memory.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "mqtt/mqtt_internal.h"
+
+struct command {
+    command_t *next;
+    mqtt_cmd_fn fn;
+    void *arg;
+    bool wait;
+    bool done;
+};
+
+static _Thread_local const mqtt_service_t *loop_of_thread;
+
+bool mqtt__on_loop(const mqtt_service_t *s)
+{
+    return loop_of_thread == s;
+}
+
+int mqtt__post(mqtt_service_t *s, mqtt_cmd_fn fn, void *arg, bool wait)
+{
+    command_t local = {0}, *c = wait ? &local : pelix__calloc(1, sizeof(*c));
+    uint64_t one = 1;
+
+    if (mqtt__on_loop(s)) {
+        if (!wait) {
+            pelix__free(c);
+        }
+        fn(s, arg);
+        return 0;
+    }
+    if (!c) {
+        return -ENOMEM;
+    }
+    c->fn = fn;
+    c->arg = arg;
+    c->wait = wait;
+    pthread_mutex_lock(&s->cmd_lock);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->cmd_lock);
+        if (!wait) {
+            pelix__free(c);
+        }
+        return -ESHUTDOWN;
+    }
+    if (s->cmd_tail) {
+        s->cmd_tail->next = c;
+    } else {
+        s->cmd_head = c;
+    }
+    s->cmd_tail = c;
+    pthread_mutex_unlock(&s->cmd_lock);
+    while (write(s->evfd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+    if (wait) {
+        pthread_mutex_lock(&s->cmd_lock);
+        while (!c->done) {
+            pthread_cond_wait(&s->cmd_cond, &s->cmd_lock);
+        }
+        pthread_mutex_unlock(&s->cmd_lock);
+    }
+    return 0;
+}
+
+/* Runs the queued commands; true when the service stops. */
+static bool run_commands(mqtt_service_t *s)
+{
+    command_t *c, *next;
+    uint64_t n;
+    bool stop;
+
+    while (read(s->evfd, &n, sizeof(n)) < 0 && errno == EINTR) {
+    }
+    pthread_mutex_lock(&s->cmd_lock);
+    c = s->cmd_head;
+    s->cmd_head = s->cmd_tail = NULL;
+    pthread_mutex_unlock(&s->cmd_lock);
+    for (; c; c = next) {
+        next = c->next;
+        c->fn(s, c->arg);
+        if (c->wait) {
+            pthread_mutex_lock(&s->cmd_lock);
+            c->done = true;
+            pthread_cond_broadcast(&s->cmd_cond);
+            pthread_mutex_unlock(&s->cmd_lock);
+        } else {
+            pelix__free(c);
+        }
+    }
+    pthread_mutex_lock(&s->cmd_lock);
+    stop = s->stopping && !s->cmd_head;
+    pthread_mutex_unlock(&s->cmd_lock);
+    return stop;
+}
+
+void mqtt__loop_watch(mqtt_service_t *s, conn_t *c, int sock, bool want_write)
+{
+    struct epoll_event ev = {.events = EPOLLIN | (want_write ? EPOLLOUT : 0u), .data.ptr = c};
+
+    if (c->sock == sock) {
+        if (c->want_write != want_write) {
+            epoll_ctl(s->epfd, EPOLL_CTL_MOD, sock, &ev);
+            c->want_write = want_write;
+        }
+        return;
+    }
+    if (c->sock >= 0) {
+        mqtt__loop_unwatch(s, c);
+    }
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, sock, &ev) == 0) {
+        atomic_fetch_add(&c->refs, 1);
+        c->sock = sock;
+        c->want_write = want_write;
+    }
+}
+
+/* Connections unwatched during the current batch: released after it. */
+static _Thread_local conn_t **deferred;
+static _Thread_local size_t ndeferred, capdeferred;
+
+void mqtt__loop_unwatch(mqtt_service_t *s, conn_t *c)
+{
+    if (c->sock < 0) {
+        return;
+    }
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->sock, NULL); /* ENOENT/EBADF if libmosquitto closed it */
+    c->sock = -1;
+    if (pelix__grow((void **)&deferred, &capdeferred, ndeferred + 1, sizeof(*deferred)) == 0) {
+        deferred[ndeferred++] = c;
+    } else {
+        /* Cannot defer: keep the reference (a bounded leak beats a use after free). */
+        pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE, "out of memory releasing a connection");
+    }
+}
+
+static void release_deferred(void)
+{
+    for (size_t i = 0; i < ndeferred; i++) {
+        mqtt__conn_unref(deferred[i]);
+    }
+    ndeferred = 0;
+}
+
+static int next_timeout(mqtt_service_t *s, int64_t now)
+{
+    int64_t next = -1;
+    size_t pos = 0;
+    void *value;
+
+    while (pelix__map_next(&s->conns, &pos, NULL, NULL, &value)) {
+        const conn_t *c = value;
+        int64_t t = c->state == CONN_CONNECTED ? c->next_misc : c->due;
+        if (next < 0 || t < next) {
+            next = t;
+        }
+    }
+    if (next < 0) {
+        return -1;
+    }
+    return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
+}
+
+static void *run(void *arg)
+{
+    mqtt_service_t *s = arg;
+    struct epoll_event events[64];
+    bool stop = false;
+
+    loop_of_thread = s;
+    while (!stop) {
+        int n = epoll_wait(s->epfd, events, 64, next_timeout(s, pelix__now_ms()));
+        for (int i = 0; i < n; i++) {
+            if (!events[i].data.ptr) {
+                stop = run_commands(s);
+            } else {
+                mqtt__conn_io(events[i].data.ptr, events[i].events);
+            }
+        }
+        size_t pos = 0;
+        void *value;
+        int64_t now = pelix__now_ms();
+        while (pelix__map_next(&s->conns, &pos, NULL, NULL, &value)) {
+            mqtt__conn_timer(value, now);
+        }
+        release_deferred();
+    }
+    pelix__free(deferred);
+    deferred = NULL;
+    capdeferred = 0;
+    loop_of_thread = NULL;
+    return NULL;
+}
+
+int mqtt__loop_start(mqtt_service_t *s)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    int rc;
+
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->epfd < 0 || s->evfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->evfd, &ev) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = -pthread_create(&s->thread, NULL, run, s);
+    if (rc == 0) {
+        return 0;
+    }
+fail:
+    if (s->epfd >= 0) {
+        close(s->epfd);
+    }
+    if (s->evfd >= 0) {
+        close(s->evfd);
+    }
+    s->epfd = s->evfd = -1;
+    return rc;
+}
+
+static void stop_cmd(mqtt_service_t *s, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&s->cmd_lock);
+    s->stopping = true;
+    pthread_mutex_unlock(&s->cmd_lock);
+}
+
+void mqtt__loop_stop(mqtt_service_t *s)
+{
+    if (s->epfd < 0) {
+        return;
+    }
+    mqtt__post(s, stop_cmd, NULL, false);
+    pthread_join(s->thread, NULL);
+    close(s->epfd);
+    close(s->evfd);
+    s->epfd = s->evfd = -1;
+}

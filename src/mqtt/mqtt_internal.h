@@ -1,0 +1,222 @@
+/*
+ * Internal structures of the MQTT service.
+ *
+ * Ownership and threads: the network thread (loop.c) owns every connection's state machine,
+ * the listener table, the topic trie and the subscription counts; other threads change them only
+ * by posting commands (mqtt__post) that the network thread runs. Two things are shared:
+ * - `conns_lock` guards the list of connected connections used by factory publishes;
+ * - each connection's `lock` guards its libmosquitto object for publishers (mosquitto_publish is
+ *   thread-safe; the lock only keeps the object alive and the state stable during the call), and
+ *   its acknowledgement table (`acks`).
+ * No lock is held while a registry, ConfigAdmin or listener callback runs.
+ */
+#ifndef PELIX_MQTT_INTERNAL_H
+#define PELIX_MQTT_INTERNAL_H
+
+#include <mosquitto.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <pelix/mqtt.h>
+
+#include "mqtt/dispatch/dispatch.h"
+#include "mqtt/topic/topic.h"
+#include "util/util.h"
+
+#define MODULE "mqtt"
+
+/* ---- configuration --------------------------------------------------------------------------- */
+
+typedef struct conn_config {
+    char *host;
+    long port;
+    long keepalive;
+    long reconnect_min; /* seconds */
+    long reconnect_max;
+    long connect_timeout;
+    char *client_id;
+} conn_config_t;
+
+/* Parses and checks a configuration (strings coerced); 0, or an error with its reason. */
+int mqtt__config_parse(const char *pid, const pelix_props_t *props, conn_config_t *ret,
+                       pelix_error_t *err);
+void mqtt__config_clear(conn_config_t *c);
+/* True if a change from `a` to `b` needs a new connection. */
+bool mqtt__config_moves(const conn_config_t *a, const conn_config_t *b);
+extern const pelix_prop_schema_t mqtt__config_schema[];
+extern const size_t mqtt__config_schema_count;
+
+/* ---- connections ----------------------------------------------------------------------------- */
+
+typedef enum conn_state {
+    CONN_BACKOFF,     /* waiting for `due` to try again */
+    CONN_CONNECTING,  /* a connector thread runs mosquitto_connect_async */
+    CONN_WAITING_ACK, /* TCP connected, CONNECT sent, waiting for CONNACK until `due` */
+    CONN_CONNECTED,
+} conn_state_t;
+
+typedef struct attempt attempt_t;
+typedef struct mqtt_service mqtt_service_t;
+
+typedef struct conn {
+    atomic_int refs;
+    mqtt_service_t *svc;
+    char *pid;
+    conn_config_t cfg;
+    /* network thread only */
+    conn_state_t state;
+    int64_t due;        /* backoff end, or CONNACK deadline */
+    int64_t next_misc;  /* next mosquitto_loop_misc */
+    unsigned failures;  /* consecutive, for the backoff */
+    attempt_t *attempt; /* the current connector attempt (CONNECTING) */
+    bool just_connected, lost;
+    char last_error[160];
+    bool error_logged;
+    int sock; /* registered in epoll, or -1 */
+    bool want_write;
+    long service_id; /* registered connection service, or 0 */
+    pelix_mqtt_connection_t service;
+    /* guarded by `lock` (publishers and the network thread; never held inside a libmosquitto
+     * callback) */
+    pthread_mutex_t lock;
+    struct mosquitto *mosq; /* set while WAITING_ACK or CONNECTED */
+    bool active;            /* CONNECTED: publishers may use mosq */
+    /* guarded by `ack_lock` (never held across a libmosquitto call) */
+    pthread_mutex_t ack_lock;
+    pthread_cond_t ack_cond;
+    uint64_t next_token;
+    pelix_map_t acks_by_mid;  /* mid -> token (outstanding) */
+    pelix_map_t acks_pending; /* token -> mid (outstanding) */
+    pelix_map_t acks_early;   /* mid -> 1: acknowledged before its token was recorded */
+    pelix_map_t acks_lost;    /* token -> 1: outstanding when the last connection was lost */
+} conn_t;
+
+conn_t *mqtt__conn_new(mqtt_service_t *s, const char *pid, conn_config_t *cfg);
+void mqtt__conn_unref(conn_t *c);
+/* Network thread: starts, reconfigures, deletes; runs timers and socket events. */
+void mqtt__conn_start(conn_t *c);
+void mqtt__conn_close(conn_t *c); /* disconnects and drops the table's reference */
+void mqtt__conn_timer(conn_t *c, int64_t now);
+void mqtt__conn_io(conn_t *c, uint32_t events);
+void mqtt__conn_attempt_done(mqtt_service_t *s, void *attempt);
+/* Subscribes / unsubscribes one filter on a connected connection. */
+void mqtt__conn_subscribe(conn_t *c, const char *filter, int qos);
+void mqtt__conn_unsubscribe(conn_t *c, const char *filter);
+int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t len, int qos,
+                       bool retain, pelix_mqtt_publish_info_t *ret_info);
+
+/* ---- listeners and subscriptions ------------------------------------------------------------- */
+
+/* Queue items: a received message, or the item that closes a listener's queue. */
+enum { ITEM_MESSAGE = 1, ITEM_CLOSE = 2 };
+
+typedef struct listener listener_t;
+
+typedef struct close_item {
+    int kind; /* ITEM_CLOSE */
+    listener_t *listener;
+    mqtt_queue_t *queue; /* the queue it closes (the listener forgets it when pushing this) */
+} close_item_t;
+
+struct listener {
+    atomic_int refs;
+    long id; /* service id */
+    mqtt_service_t *s;
+    pelix_mqtt_listener_t *svc;
+    mqtt_queue_t *queue;
+    close_item_t close_item;
+    /* held by the worker while the listener's callback runs; `closed` under it */
+    pthread_mutex_t call_lock;
+    bool closed;
+    /* network thread only */
+    char **filters; /* valid filters, distinct (as given, $share kept) */
+    size_t nfilters;
+    int qos;
+    bool attached; /* in s->listeners */
+};
+
+typedef struct filter_use {
+    char *filter; /* as subscribed */
+    long count;   /* listeners using it */
+    int qos;      /* subscribed QoS (max of the listeners') */
+} filter_use_t;
+
+/* A received message shared by the listener queues it was pushed to. */
+typedef struct message {
+    int kind; /* ITEM_MESSAGE */
+    atomic_int refs;
+    pelix_mqtt_message_t m;
+    char data[]; /* topic, NUL, payload, NUL, connection PID, NUL */
+} message_t;
+
+/* ---- the service ----------------------------------------------------------------------------- */
+
+typedef struct command command_t;
+
+struct mqtt_service {
+    pelix_registry_t *reg;
+    pelix_logger_t logger;
+    pelix_mqtt_options_t opts;
+    /* services */
+    pelix_mqtt_factory_t factory;
+    pelix_managed_service_factory_t managed;
+    long factory_id;
+    long managed_id;
+    long listener_listener;
+    /* network thread */
+    pthread_t thread;
+    int epfd;
+    int evfd;
+    bool stopping;
+    pelix_map_t conns;     /* pid -> conn_t (network thread) */
+    pelix_map_t listeners; /* service id -> listener_t (network thread) */
+    pelix_map_t filters;   /* filter -> filter_use_t (network thread) */
+    mqtt_trie_t *trie;
+    mqtt_trie_scratch_t scratch;
+    mqtt_dispatch_t *dispatch;
+    /* listeners by service id, for the registry callbacks (any thread) */
+    pthread_mutex_t lmap_lock;
+    pelix_map_t lmap;
+    /* queues whose close item is on its way (guarded by lmap_lock; free waits for 0) */
+    long closing;
+    pthread_cond_t closing_cond;
+    /* commands */
+    pthread_mutex_t cmd_lock;
+    pthread_cond_t cmd_cond;
+    command_t *cmd_head, *cmd_tail;
+    /* connector threads running (pelix_mqtt_free waits for them) */
+    pthread_mutex_t connectors_lock;
+    pthread_cond_t connectors_cond;
+    long connectors;
+    /* connected connections, for factory publishes */
+    pthread_mutex_t conns_lock;
+    conn_t **connected;
+    size_t nconnected, capconnected;
+};
+
+struct pelix_mqtt {
+    mqtt_service_t s;
+};
+
+/* loop.c: runs `fn(s, arg)` on the network thread: directly when called on it, else posted;
+ * with `wait`, returns once it ran. 0 or -ENOMEM / -ESHUTDOWN. */
+typedef void (*mqtt_cmd_fn)(mqtt_service_t *s, void *arg);
+int mqtt__post(mqtt_service_t *s, mqtt_cmd_fn fn, void *arg, bool wait);
+bool mqtt__on_loop(const mqtt_service_t *s);
+int mqtt__loop_start(mqtt_service_t *s);
+void mqtt__loop_stop(mqtt_service_t *s);
+/* epoll registration of a connection's socket (network thread). */
+void mqtt__loop_watch(mqtt_service_t *s, conn_t *c, int sock, bool want_write);
+void mqtt__loop_unwatch(mqtt_service_t *s, conn_t *c);
+
+/* listeners.c (network thread) */
+void mqtt__listeners_on_connect(mqtt_service_t *s, conn_t *c);
+void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message *msg);
+int mqtt__listeners_track(mqtt_service_t *s);
+/* After the network thread stopped: closes every listener queue and waits for those closing. */
+void mqtt__listeners_untrack(mqtt_service_t *s);
+
+/* service.c */
+void mqtt__connected(mqtt_service_t *s, conn_t *c, bool up);
+
+#endif

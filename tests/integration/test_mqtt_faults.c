@@ -1,0 +1,294 @@
+/*
+ * The MQTT service when things go wrong, against real mosquitto brokers on loopback: the
+ * regression tests of Pelix's bugs (reconnect after the broker starts, broker restart with the
+ * subscriptions restored, live port change, delete during a pending connect, invalid filter
+ * isolation, blackholed broker), configurations across a restart of the runtime, stray files,
+ * publish to all over three brokers, and two configurations on one broker not kicking each other.
+ */
+// clang-format off
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+// clang-format on
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "integration/broker.h"
+#include "integration/client.h"
+#include "integration/mqtt_fixture.h"
+#include "unit/ca_helpers.h"
+
+typedef struct state {
+    mf_t fx;
+    tb_broker_t *b[3];
+    tb_blackhole_t *hole;
+    mf_listener_t l1, l2;
+} state_t;
+
+static int setup(void **st)
+{
+    state_t *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    mf_start(&s->fx, true);
+    *st = s;
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    state_t *s = *st;
+    mf_listener_destroy(&s->l1);
+    mf_listener_destroy(&s->l2);
+    mf_free(&s->fx);
+    for (int i = 0; i < 3; i++) {
+        tb_broker_free(s->b[i]);
+    }
+    tb_blackhole_free(s->hole);
+    free(s);
+    return 0;
+}
+
+static tb_broker_t *start_broker(int port)
+{
+    tb_broker_options_t o = {.port = port, .extra_config = NULL};
+    tb_broker_t *b = tb_broker_start(&o);
+    assert_non_null(b);
+    return b;
+}
+
+static void publish_from(tb_broker_t *b, const char *topic, const char *payload)
+{
+    tc_client_t *c = tc_connect(tb_broker_port(b), NULL);
+    assert_non_null(c);
+    assert_int_equal(tc_publish(c, topic, payload, strlen(payload), 1, false), 0);
+    tc_disconnect(c);
+}
+
+#define FAST "reconnect_min", "1", "reconnect_max", "2", "connect_timeout", "2"
+
+/* 8: the broker is down when the configuration comes, then starts: the service appears. */
+static void test_broker_started_later(void **st)
+{
+    state_t *s = *st;
+    int port = tb_free_port();
+    char *pid = mf_create(&s->fx, port, FAST, NULL);
+
+    usleep(1500 * 1000);
+    assert_int_equal(mf_count_connections(&s->fx, pid), 0);
+    s->b[0] = start_broker(port);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    /* The failure was reported once, not once per retry. */
+    assert_int_equal(mf_log_count(&s->fx, "retrying"), 1);
+    free(pid);
+}
+
+/* 9: the broker restarts: the service goes, comes back, and the subscriptions are restored. */
+static void test_broker_restart(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"restart/#"};
+    s->b[0] = start_broker(0);
+    char *pid = mf_create(&s->fx, tb_broker_port(s->b[0]), FAST, NULL);
+
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    mf_listen(&s->fx, &s->l1, t, 1, false, 1);
+    assert_true(tb_broker_wait_log(s->b[0], "restart/#", 1, MF_WAIT_MS));
+    publish_from(s->b[0], "restart/1", "before");
+    assert_true(mf_listener_wait(&s->l1, "restart/1", 1, MF_WAIT_MS));
+
+    assert_int_equal(tb_broker_stop(s->b[0]), 0);
+    assert_true(mf_wait_no_connection(&s->fx, pid, MF_WAIT_MS));
+    assert_int_equal(tb_broker_restart(s->b[0]), 0);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    assert_int_equal(mf_count_connections(&s->fx, pid), 1);
+    /* Subscribed again on the new connection (the broker kept no session). */
+    assert_true(tb_broker_wait_log(s->b[0], "restart/#", 2, MF_WAIT_MS));
+    publish_from(s->b[0], "restart/2", "after");
+    assert_true(mf_listener_wait(&s->l1, "restart/2", 1, MF_WAIT_MS));
+    free(pid);
+}
+
+/* 10: a live configuration gets a new port: the connection moves to the other broker. */
+static void test_port_change_moves(void **st)
+{
+    state_t *s = *st;
+    char port[16];
+    s->b[0] = start_broker(0);
+    s->b[1] = start_broker(0);
+    char *pid = mf_create(&s->fx, tb_broker_port(s->b[0]), FAST, NULL);
+    long first = mf_wait_connection(&s->fx, pid, MF_WAIT_MS);
+
+    assert_true(first > 0);
+    snprintf(port, sizeof(port), "%d", tb_broker_port(s->b[1]));
+    mf_update(&s->fx, pid, 0, "port", port, FAST, NULL);
+    /* The old service goes, a new one comes, with the new port; never two at a time. */
+    for (int i = 0; i < 500 && mf_wait_connection(&s->fx, pid, 0) == first; i++) {
+        assert_true(mf_count_connections(&s->fx, pid) <= 1);
+        usleep(20 * 1000);
+    }
+    long second = mf_wait_connection(&s->fx, pid, MF_WAIT_MS);
+    assert_true(second > 0 && second != first);
+    pelix_props_t *props = NULL;
+    assert_int_equal(pelix_registry_get_properties(s->fx.reg, second, &props), 0);
+    assert_int_equal(pelix_props_get_long(props, "port", 0), tb_broker_port(s->b[1]));
+    pelix_props_free(props);
+    /* The old broker saw the disconnect. */
+    assert_true(tb_broker_wait_log(s->b[0], "disconnected", 1, MF_WAIT_MS));
+    /* An update changing nothing of the connection keeps it. */
+    mf_update(&s->fx, pid, 0, "port", port, "reconnect_min", "1", "reconnect_max", "3",
+              "connect_timeout", "2", NULL);
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(mf_wait_connection(&s->fx, pid, 0), second);
+    free(pid);
+}
+
+/* 11: deleting a configuration while its connect is pending leaves no zombie service. */
+static void test_delete_during_pending_connect(void **st)
+{
+    state_t *s = *st;
+    s->hole = tb_blackhole_start();
+    assert_non_null(s->hole);
+    char *pid = mf_create(&s->fx, tb_blackhole_port(s->hole), "connect_timeout", "30", NULL);
+
+    for (int i = 0; i < 250 && tb_blackhole_accepted(s->hole) == 0; i++) {
+        usleep(20 * 1000);
+    }
+    assert_true(tb_blackhole_accepted(s->hole) >= 1); /* pending: TCP up, no CONNACK */
+    mf_delete(&s->fx, pid);
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(mf_count_connections(&s->fx, NULL), 0);
+    /* Stopping the blackhole (a late, failed CONNACK) brings nothing back either. */
+    tb_blackhole_free(s->hole);
+    s->hole = NULL;
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(mf_count_connections(&s->fx, NULL), 0);
+    free(pid);
+}
+
+/* 12: an invalid filter does not break other listeners, nor later connections (Pelix's R8). */
+static void test_invalid_filter_isolated(void **st)
+{
+    state_t *s = *st;
+    const char *bad[] = {"a/#/b"};
+    const char *good[] = {"good/+"};
+    s->b[0] = start_broker(0);
+    s->b[1] = start_broker(0);
+
+    mf_listen(&s->fx, &s->l1, bad, 1, false, -1);
+    mf_listen(&s->fx, &s->l2, good, 1, false, -1);
+    char *pid1 = mf_create(&s->fx, tb_broker_port(s->b[0]), NULL);
+    char *pid2 = mf_create(&s->fx, tb_broker_port(s->b[1]), NULL);
+    assert_true(mf_wait_connection(&s->fx, pid1, MF_WAIT_MS) > 0);
+    assert_true(mf_wait_connection(&s->fx, pid2, MF_WAIT_MS) > 0);
+    assert_true(tb_broker_wait_log(s->b[1], "good/+", 1, MF_WAIT_MS));
+    publish_from(s->b[1], "good/1", "ok");
+    assert_true(mf_listener_wait(&s->l2, "good/1", 1, MF_WAIT_MS));
+    assert_int_equal(mf_log_count(&s->fx, "a/#/b"), 1); /* reported once */
+    assert_int_equal(tb_broker_log_contains(s->b[0], "a/#/b"), 0);
+    free(pid1);
+    free(pid2);
+}
+
+/* 13: a blackholed broker does not stall another broker's messages. */
+static void test_blackhole_does_not_stall(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"live/#"};
+    s->hole = tb_blackhole_start();
+    s->b[0] = start_broker(0);
+    assert_non_null(s->hole);
+
+    mf_listen(&s->fx, &s->l1, t, 1, false, -1);
+    char *dead = mf_create(&s->fx, tb_blackhole_port(s->hole), "connect_timeout", "60", NULL);
+    char *live = mf_create(&s->fx, tb_broker_port(s->b[0]), NULL);
+    assert_true(mf_wait_connection(&s->fx, live, MF_WAIT_MS) > 0);
+    assert_true(tb_broker_wait_log(s->b[0], "live/#", 1, MF_WAIT_MS));
+    for (int i = 0; i < 20; i++) {
+        publish_from(s->b[0], "live/x", "m");
+    }
+    assert_true(mf_listener_wait(&s->l1, "live/x", 20, MF_WAIT_MS));
+    assert_int_equal(mf_count_connections(&s->fx, dead), 0);
+    free(dead);
+    free(live);
+}
+
+/* 18: configurations survive a restart of the runtime (files), and connect again. */
+static void test_files_across_restart(void **st)
+{
+    state_t *s = *st;
+    s->b[0] = start_broker(0);
+    char *pid = mf_create(&s->fx, tb_broker_port(s->b[0]), NULL);
+    char *name = ca_config_name(pid);
+
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    assert_true(ca_exists(s->fx.folder, name));
+    mf_stop(&s->fx);
+    mf_start(&s->fx, true);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    /* 19: a stray file in the folder changes nothing. */
+    ca_write_file(s->fx.folder, "notes.txt", "{\"host\": \"nowhere\"}");
+    ca_write_file(s->fx.folder, "x.config.js.bak", "{\"service.factoryPid\": \"mqtt.connector\"}");
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(mf_count_connections(&s->fx, NULL), 1);
+    free(name);
+    free(pid);
+}
+
+/* Publish to all over three brokers; two configurations on one broker keep both connected. */
+static void test_three_brokers(void **st)
+{
+    state_t *s = *st;
+    tc_client_t *obs[3];
+    char *pid[4];
+
+    for (int i = 0; i < 3; i++) {
+        s->b[i] = start_broker(0);
+        pid[i] = mf_create(&s->fx, tb_broker_port(s->b[i]), NULL);
+        obs[i] = tc_connect(tb_broker_port(s->b[i]), NULL);
+        assert_non_null(obs[i]);
+        assert_int_equal(tc_subscribe(obs[i], "all/#", 1), 1);
+    }
+    pid[3] = mf_create(&s->fx, tb_broker_port(s->b[0]), NULL); /* a second one on broker 0 */
+    for (int i = 0; i < 4; i++) {
+        assert_true(mf_wait_connection(&s->fx, pid[i], MF_WAIT_MS) > 0);
+    }
+    pelix_mqtt_factory_t *f = mf_factory(&s->fx);
+    pelix_mqtt_result_t *res = NULL;
+    size_t n = 0;
+    assert_int_equal(f->publish(f->handle, "all/t", "v", 1, 1, false, NULL, &res, &n), 0);
+    assert_int_equal(n, 4);
+    pelix_mqtt_results_free(res, n);
+    assert_true(tc_wait_count(obs[0], "all/t", 2, MF_WAIT_MS));
+    assert_true(tc_wait_count(obs[1], "all/t", 1, MF_WAIT_MS));
+    assert_true(tc_wait_count(obs[2], "all/t", 1, MF_WAIT_MS));
+    /* Distinct client ids: nobody was kicked out. */
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(mf_count_connections(&s->fx, NULL), 4);
+    assert_int_equal(mf_log_count(&s->fx, "retrying"), 0);
+    for (int i = 0; i < 3; i++) {
+        tc_disconnect(obs[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        free(pid[i]);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_broker_started_later, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_port_change_moves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_during_pending_connect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_filter_isolated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blackhole_does_not_stall, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_files_across_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_three_brokers, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
