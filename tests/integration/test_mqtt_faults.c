@@ -97,7 +97,7 @@ static void test_broker_restart(void **st)
 
     assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
     mf_listen(&s->fx, &s->l1, t, 1, false, 1);
-    assert_true(tb_broker_wait_log(s->b[0], "restart/#", 1, MF_WAIT_MS));
+    assert_true(tb_broker_wait_log(s->b[0], "\trestart/# (QoS", 1, MF_WAIT_MS));
     publish_from(s->b[0], "restart/1", "before");
     assert_true(mf_listener_wait(&s->l1, "restart/1", 1, MF_WAIT_MS));
 
@@ -107,7 +107,7 @@ static void test_broker_restart(void **st)
     assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
     assert_int_equal(mf_count_connections(&s->fx, pid), 1);
     /* Subscribed again on the new connection (the broker kept no session). */
-    assert_true(tb_broker_wait_log(s->b[0], "restart/#", 2, MF_WAIT_MS));
+    assert_true(tb_broker_wait_log(s->b[0], "\trestart/# (QoS", 2, MF_WAIT_MS));
     publish_from(s->b[0], "restart/2", "after");
     assert_true(mf_listener_wait(&s->l1, "restart/2", 1, MF_WAIT_MS));
     free(pid);
@@ -185,7 +185,7 @@ static void test_invalid_filter_isolated(void **st)
     char *pid2 = mf_create(&s->fx, tb_broker_port(s->b[1]), NULL);
     assert_true(mf_wait_connection(&s->fx, pid1, MF_WAIT_MS) > 0);
     assert_true(mf_wait_connection(&s->fx, pid2, MF_WAIT_MS) > 0);
-    assert_true(tb_broker_wait_log(s->b[1], "good/+", 1, MF_WAIT_MS));
+    assert_true(tb_broker_wait_log(s->b[1], "\tgood/+ (QoS", 1, MF_WAIT_MS));
     publish_from(s->b[1], "good/1", "ok");
     assert_true(mf_listener_wait(&s->l2, "good/1", 1, MF_WAIT_MS));
     assert_int_equal(mf_log_count(&s->fx, "a/#/b"), 1); /* reported once */
@@ -207,7 +207,7 @@ static void test_blackhole_does_not_stall(void **st)
     char *dead = mf_create(&s->fx, tb_blackhole_port(s->hole), "connect_timeout", "60", NULL);
     char *live = mf_create(&s->fx, tb_broker_port(s->b[0]), NULL);
     assert_true(mf_wait_connection(&s->fx, live, MF_WAIT_MS) > 0);
-    assert_true(tb_broker_wait_log(s->b[0], "live/#", 1, MF_WAIT_MS));
+    assert_true(tb_broker_wait_log(s->b[0], "\tlive/# (QoS", 1, MF_WAIT_MS));
     for (int i = 0; i < 20; i++) {
         publish_from(s->b[0], "live/x", "m");
     }
