@@ -13,6 +13,7 @@
 // clang-format on
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,6 +279,75 @@ static void test_three_brokers(void **st)
     }
 }
 
+/* Keepalive: a broker that stops answering (SIGSTOP) is detected by the keepalive and the
+ * connection is retried; once the broker answers again, the service comes back. */
+static void test_keepalive_timeout(void **st)
+{
+    state_t *s = *st;
+    s->b[0] = start_broker(0);
+    char *pid = mf_create(&s->fx, tb_broker_port(s->b[0]), "keepalive", "5", FAST, NULL);
+
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    assert_int_equal(kill(tb_broker_pid(s->b[0]), SIGSTOP), 0);
+    /* Lost within 1.5 keepalive periods plus the check interval: 10 s is generous. */
+    bool lost = mf_wait_no_connection(&s->fx, pid, 3 * MF_WAIT_MS);
+    assert_int_equal(kill(tb_broker_pid(s->b[0]), SIGCONT), 0);
+    assert_true(lost);
+    assert_true(mf_log_count(&s->fx, "keepalive") >= 1 || mf_log_count(&s->fx, "CONNACK") >= 1);
+    assert_true(mf_wait_connection(&s->fx, pid, 3 * MF_WAIT_MS) > 0);
+    free(pid);
+}
+
+/* A broker refusing the connection (CONNACK "not authorised"): no service, reported once, and
+ * retried: a broker that accepts on the same port later gets the connection. */
+static void test_connack_refused_retried(void **st)
+{
+    state_t *s = *st;
+    tb_broker_options_t o = {.port = 0, .extra_config = "allow_anonymous false\n"};
+    tb_broker_t *strict = tb_broker_start(&o);
+    assert_non_null(strict);
+    int port = tb_broker_port(strict);
+    char *pid = mf_create(&s->fx, port, FAST, NULL);
+
+    assert_true(tb_broker_wait_log(strict, "not authorised", 2, MF_WAIT_MS)); /* retried */
+    assert_int_equal(mf_count_connections(&s->fx, pid), 0);
+    assert_int_equal(mf_log_count(&s->fx, "refused"), 1);
+    tb_broker_free(strict);
+    s->b[0] = start_broker(port);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    free(pid);
+}
+
+/* A host name that does not resolve: reported with its reason, retried, nothing else hurt. */
+static void test_unresolvable_host(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"dns/#"};
+    pelix_configuration_t *c = NULL;
+    pelix_props_t *p = pelix_props_new();
+    s->b[0] = start_broker(0);
+
+    pelix_props_set_string(p, "host", "no-such-host.invalid");
+    pelix_props_set_string(p, "connect_timeout", "2");
+    assert_int_equal(
+        pelix_configadmin_create_factory_configuration(s->fx.ca, PELIX_MQTT_FACTORY_PID, &c, NULL),
+        0);
+    assert_int_equal(pelix_configuration_update(c, p, NULL), 0);
+    char *live = mf_create(&s->fx, tb_broker_port(s->b[0]), NULL);
+    mf_listen(&s->fx, &s->l1, t, 1, false, -1);
+    assert_true(mf_wait_connection(&s->fx, live, MF_WAIT_MS) > 0);
+    assert_true(tb_broker_wait_log(s->b[0], "\tdns/# (QoS", 1, MF_WAIT_MS));
+    publish_from(s->b[0], "dns/1", "x");
+    assert_true(mf_listener_wait(&s->l1, "dns/1", 1, MF_WAIT_MS));
+    for (int i = 0; i < 250 && mf_log_count(&s->fx, "no-such-host.invalid") == 0; i++) {
+        usleep(20 * 1000);
+    }
+    assert_int_equal(mf_log_count(&s->fx, "no-such-host.invalid"), 1);
+    assert_int_equal(mf_count_connections(&s->fx, pelix_configuration_get_pid(c)), 0);
+    pelix_configuration_unref(c);
+    free(live);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +359,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blackhole_does_not_stall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_files_across_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_three_brokers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keepalive_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connack_refused_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unresolvable_host, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
