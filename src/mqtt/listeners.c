@@ -188,13 +188,13 @@ static void apply_filters(mqtt_service_t *s, listener_t *l, char **filters, size
                        "listener %ld: topic filter '%s' ignored: %s", l->id, f, err.text);
             continue;
         }
-        if (mqtt__trie_add(s->trie, mqtt__topic_unshare(f), (uint64_t)l->id) < 0) {
+        if (mqtt__trie_add(s->trie, mqtt__topic_unshare(f), (uint64_t)(uintptr_t)l) < 0) {
             pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
                        "listener %ld: topic filter '%s' ignored: out of memory", l->id, f);
             continue;
         }
         if (acquire(s, f, qos) < 0) {
-            mqtt__trie_remove(s->trie, mqtt__topic_unshare(f), (uint64_t)l->id);
+            mqtt__trie_remove(s->trie, mqtt__topic_unshare(f), (uint64_t)(uintptr_t)l);
             pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
                        "listener %ld: topic filter '%s' ignored: out of memory", l->id, f);
             continue;
@@ -207,7 +207,7 @@ static void apply_filters(mqtt_service_t *s, listener_t *l, char **filters, size
         pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE, "listener %ld: out of memory", l->id);
     }
     for (size_t i = 0; i < l->nfilters; i++) {
-        mqtt__trie_remove(s->trie, mqtt__topic_unshare(l->filters[i]), (uint64_t)l->id);
+        mqtt__trie_remove(s->trie, mqtt__topic_unshare(l->filters[i]), (uint64_t)(uintptr_t)l);
         release(s, l->filters[i]);
         pelix__free(l->filters[i]);
     }
@@ -223,12 +223,7 @@ static void set_cmd(mqtt_service_t *s, void *arg)
     listener_t *l = u->listener;
 
     if (!l->attached) {
-        if (pelix__map_put_long(&s->listeners, l->id, l) < 0) {
-            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE, "listener %ld: out of memory", l->id);
-            update_free(u);
-            return;
-        }
-        atomic_fetch_add(&l->refs, 1); /* the table's */
+        atomic_fetch_add(&l->refs, 1); /* the trie's (its key is the listener) */
         l->attached = true;
     }
     apply_filters(s, l, u->filters, u->nfilters, u->qos);
@@ -240,9 +235,8 @@ static void detach(mqtt_service_t *s, listener_t *l, bool drain)
 {
     apply_filters(s, l, NULL, 0, 0);
     if (l->attached) {
-        pelix__map_remove_long(&s->listeners, l->id);
         l->attached = false;
-        listener_unref(l); /* the table's */
+        listener_unref(l); /* the trie's */
     }
     if (!l->queue) {
         return;
@@ -401,18 +395,13 @@ void mqtt__listeners_untrack(mqtt_service_t *s)
         pelix_registry_remove_listener(s->reg, s->listener_listener);
         s->listener_listener = 0;
     }
-    /* Network thread stopped: close what is left, delivering what is queued (bounded). */
-    while (pelix__map_next(&s->listeners, &pos, NULL, NULL, &value)) {
-        listener_t *l = value;
-        atomic_fetch_add(&l->refs, 1);
-        detach(s, l, true);
-        listener_unref(l);
-        pos = 0;
-    }
-    pos = 0;
+    /* Network thread stopped (every posted change ran): the listeners still registered are in
+     * the map; close them, delivering what is queued (bounded). */
     while (pelix__map_next(&s->lmap, &pos, NULL, NULL, &value)) {
         listener_t *l = value;
-        if (l->queue) {
+        if (l->attached) {
+            detach(s, l, true);
+        } else if (l->queue) {
             mqtt__queue_close(l->queue, false, 0);
             l->queue = NULL;
         }
@@ -465,8 +454,8 @@ void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message 
     m->m.dup = false;
     m->m.connection = m->data + tlen + 1 + plen + 1;
     for (int i = 0; i < n; i++) {
-        listener_t *l = pelix__map_get_long(&s->listeners, (long)s->scratch.keys[i]);
-        if (l && l->queue) {
+        listener_t *l = (listener_t *)(uintptr_t)s->scratch.keys[i];
+        if (l->queue) {
             atomic_fetch_add(&m->refs, 1);
             mqtt__queue_push(l->queue, m, plen + tlen); /* released by the queue if refused */
         }

@@ -132,7 +132,7 @@ struct listener {
     char **filters; /* valid filters, distinct (as given, $share kept) */
     size_t nfilters;
     int qos;
-    bool attached; /* in s->listeners */
+    bool attached; /* its filters are in the trie, keyed by the listener's address */
 };
 
 typedef struct filter_use {
@@ -169,7 +169,6 @@ struct mqtt_service {
     int evfd;
     bool stopping;
     pelix_map_t conns;     /* pid -> conn_t (network thread) */
-    pelix_map_t listeners; /* service id -> listener_t (network thread) */
     pelix_map_t filters;   /* filter -> filter_use_t (network thread) */
     mqtt_trie_t *trie;
     mqtt_trie_scratch_t scratch;

@@ -250,7 +250,6 @@ int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca, const pelix_m
     s->opts.listener_queue_bytes =
         s->opts.listener_queue_bytes ? s->opts.listener_queue_bytes : 64u << 20;
     pelix__map_init_str(&s->conns);
-    pelix__map_init_long(&s->listeners);
     pelix__map_init_str(&s->filters);
     pelix__map_init_long(&s->lmap);
     pthread_mutex_init(&s->lmap_lock, NULL);
@@ -338,7 +337,6 @@ pelix_mqtt_t *pelix_mqtt_free(pelix_mqtt_t *m)
     mqtt__trie_free(s->trie);
     mqtt__trie_scratch_free(&s->scratch);
     pelix__map_clear(&s->conns);
-    pelix__map_clear(&s->listeners);
     pelix__map_clear(&s->filters);
     pelix__free(s->connected);
     pthread_mutex_destroy(&s->lmap_lock);
