@@ -168,8 +168,8 @@ struct mqtt_service {
     int epfd;
     int evfd;
     bool stopping;
-    pelix_map_t conns;     /* pid -> conn_t (network thread) */
-    pelix_map_t filters;   /* filter -> filter_use_t (network thread) */
+    pelix_map_t conns;   /* pid -> conn_t (network thread) */
+    pelix_map_t filters; /* filter -> filter_use_t (network thread) */
     mqtt_trie_t *trie;
     mqtt_trie_scratch_t scratch;
     mqtt_dispatch_t *dispatch;
