@@ -234,6 +234,14 @@ static void test_files_across_restart(void **st)
     /* 19: a stray file in the folder changes nothing. */
     ca_write_file(s->fx.folder, "notes.txt", "{\"host\": \"nowhere\"}");
     ca_write_file(s->fx.folder, "x.config.js.bak", "{\"service.factoryPid\": \"mqtt.connector\"}");
+    /* A file with a port that is no number: reported with its name, no connection. */
+    ca_write_file(s->fx.folder, "mqtt.connector-bad.config.js",
+                  "{\"host\": \"127.0.0.1\", \"port\": \"abc\", "
+                  "\"service.factoryPid\": \"mqtt.connector\"}\n");
+    for (int i = 0; i < 250 && mf_log_count(&s->fx, "mqtt.connector-bad") == 0; i++) {
+        usleep(20 * 1000);
+    }
+    assert_true(mf_log_count(&s->fx, "mqtt.connector-bad") >= 1);
     usleep(MF_QUIET_MS * 1000);
     assert_int_equal(mf_count_connections(&s->fx, NULL), 1);
     free(name);

@@ -356,6 +356,14 @@ static void test_factory_publish(void **st)
                      PELIX_E_TOPIC);
     assert_int_equal(f->publish(f->handle, "", "c", 1, 0, false, NULL, NULL, NULL), PELIX_E_TOPIC);
     assert_int_equal(f->publish(f->handle, "f/q", "c", 1, 3, false, NULL, NULL, NULL), -EINVAL);
+    assert_int_equal(f->publish(f->handle, "f/q", NULL, 1, 0, false, NULL, NULL, NULL), -EINVAL);
+    /* Over MQTT's largest packet: refused before anything is read or sent. */
+    assert_int_equal(
+        f->publish(f->handle, "f/q", "c", (size_t)300 << 20, 0, false, NULL, NULL, NULL),
+        -EMSGSIZE);
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(tc_count(s->client, "f/q"), 0);
+    assert_int_equal(mf_count_connections(&s->fx, NULL), 2); /* nothing else hurt */
     free(pid1);
     free(pid2);
 }
