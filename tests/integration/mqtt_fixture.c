@@ -271,9 +271,14 @@ static char *dup_bytes(const void *p, size_t len)
 static void on_message(void *handle, const pelix_mqtt_message_t *msg)
 {
     mf_listener_t *l = handle;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 3 * MF_WAIT_MS / 1000;
     pthread_mutex_lock(&l->lock);
     if (l->inside++) {
         l->overlapped++;
+    }
+    while (l->hold && pthread_cond_timedwait(&l->cond, &l->lock, &until) == 0) {
     }
     if (l->count == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
@@ -398,4 +403,12 @@ bool mf_listener_wait(mf_listener_t *l, const char *topic, size_t n, long timeou
     ok = count_locked(l, topic) >= n;
     pthread_mutex_unlock(&l->lock);
     return ok;
+}
+
+void mf_listener_hold(mf_listener_t *l, bool hold)
+{
+    pthread_mutex_lock(&l->lock);
+    l->hold = hold;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
 }

@@ -86,7 +86,11 @@ typedef struct mf_listener {
     int overlapped; /* calls that found another one running */
     long id;        /* service id, 0 when not registered */
     mf_t *fx;
+    bool hold; /* while true, a call waits (at most MF_WAIT_MS * 3) before recording */
 } mf_listener_t;
+
+/* Holds or releases the calls of a listener (a slow listener). */
+void mf_listener_hold(mf_listener_t *l, bool hold);
 
 /* Registers a listener with `topics` (a single filter when count == 1 and !as_list, else a list)
  * and the optional subscription QoS (-1: none); asserts. */

@@ -315,6 +315,37 @@ static void test_order_per_listener(void **st)
     free(pid);
 }
 
+/* A slow listener slows only itself: another listener of the same messages gets them all while
+ * the first is stuck in its callback; the slow one then gets every message, in order. */
+static void test_slow_listener_slows_only_itself(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"slow/#"};
+    char *pid = mf_create(&s->fx, port_of(s), NULL);
+    const int n = 50;
+
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    mf_listen(&s->fx, &s->l1, t, 1, false, 1);
+    mf_listen(&s->fx, &s->l2, t, 1, false, 1);
+    wait_broker_log(s, "SUBSCRIBE", "slow/#", 1);
+    mf_listener_hold(&s->l1, true);
+    for (int i = 0; i < n; i++) {
+        char payload[16];
+        snprintf(payload, sizeof(payload), "%d", i);
+        publish(s, "slow/x", payload, 1);
+    }
+    assert_true(mf_listener_wait(&s->l2, "slow/x", (size_t)n, MF_WAIT_MS));
+    assert_int_equal(mf_listener_count(&s->l1, "slow/x"), 0); /* still in its first call */
+    mf_listener_hold(&s->l1, false);
+    assert_true(mf_listener_wait(&s->l1, "slow/x", (size_t)n, MF_WAIT_MS));
+    pthread_mutex_lock(&s->l1.lock);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(atoi(s->l1.msgs[i].payload), i);
+    }
+    pthread_mutex_unlock(&s->l1.lock);
+    free(pid);
+}
+
 /* The factory publishes to every connection, or to one PID; an unknown PID is an error. */
 static void test_factory_publish(void **st)
 {
@@ -412,6 +443,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dollar_topics_and_parent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos_round_trips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_per_listener, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_listener_slows_only_itself, setup, teardown),
         cmocka_unit_test_setup_teardown(test_factory_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_string_port, setup, teardown),
     };
