@@ -72,6 +72,11 @@ int mqtt__config_parse(const char *pid, const pelix_props_t *props, conn_config_
         pelix_props_free(typed);
         return pelix__error(err, PELIX_E_RANGE, -1, "client_id: empty or too long");
     }
+    if (id && mosquitto_validate_utf8(id, (int)strlen(id)) != MOSQ_ERR_SUCCESS) {
+        pelix_props_free(typed);
+        return pelix__error(err, PELIX_E_RANGE, -1,
+                            "client_id: not valid MQTT UTF-8 (control characters are refused)");
+    }
     c.host = pelix__strdup(host);
     c.client_id = id ? pelix__strdup(id) : default_client_id(pid);
     pelix_props_free(typed);

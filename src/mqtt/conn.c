@@ -46,7 +46,10 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 {
     conn_t *c = obj;
     (void)mosq;
-    if (rc == 0) {
+    if (c->state != CONN_WAITING_ACK || c->just_connected) {
+        snprintf(c->last_error, sizeof(c->last_error), "protocol error: unexpected CONNACK");
+        c->lost = true;
+    } else if (rc == 0) {
         c->just_connected = true;
     } else {
         snprintf(c->last_error, sizeof(c->last_error), "connection refused: %s",
@@ -101,6 +104,36 @@ static int publish_fn(void *handle, const char *topic, const void *payload, size
     return mqtt__conn_publish(handle, topic, payload, len, qos, retain, ret_info);
 }
 
+#define LOST_MAX 4096
+
+/* ack_lock held. */
+static bool was_lost(const conn_t *c, uint64_t token)
+{
+    for (size_t i = 0; i < c->nlost; i++) {
+        if (c->lost_tokens[(c->lost_head + i) % LOST_MAX] == token) {
+            return true;
+        }
+    }
+    return token <= c->lost_floor; /* forgotten: never claim an acknowledgement we cannot know */
+}
+
+/* ack_lock held. Never fails: without memory for the ring, the floor says it. */
+static void add_lost(conn_t *c, uint64_t token)
+{
+    if (!c->lost_tokens && !(c->lost_tokens = pelix__malloc(LOST_MAX * sizeof(uint64_t)))) {
+        c->lost_floor = token > c->lost_floor ? token : c->lost_floor;
+        return;
+    }
+    if (c->nlost == LOST_MAX) {
+        uint64_t oldest = c->lost_tokens[c->lost_head];
+        c->lost_floor = oldest > c->lost_floor ? oldest : c->lost_floor;
+        c->lost_head = (c->lost_head + 1) % LOST_MAX;
+        c->nlost--;
+    }
+    c->lost_tokens[(c->lost_head + c->nlost) % LOST_MAX] = token;
+    c->nlost++;
+}
+
 static int wait_fn(void *handle, const pelix_mqtt_publish_info_t *info, long timeout_ms)
 {
     conn_t *c = handle;
@@ -121,7 +154,7 @@ static int wait_fn(void *handle, const pelix_mqtt_publish_info_t *info, long tim
             rc = pelix__map_get_long(&c->acks_pending, token) ? -ETIMEDOUT : 0;
         }
     }
-    if (rc == 0 && pelix__map_get_long(&c->acks_lost, token)) {
+    if (rc == 0 && was_lost(c, info->token)) {
         rc = -ENOTCONN;
     }
     pthread_mutex_unlock(&c->ack_lock);
@@ -150,23 +183,24 @@ int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t
         return -ENOTCONN;
     }
     rc = mosquitto_publish(c->mosq, &mid, topic, (int)len, payload, qos, retain);
-    pthread_mutex_unlock(&c->lock);
-    switch (rc) {
-    case MOSQ_ERR_SUCCESS:
-        break;
-    case MOSQ_ERR_NOMEM:
-        return -ENOMEM;
-    case MOSQ_ERR_PAYLOAD_SIZE:
-    case MOSQ_ERR_OVERSIZE_PACKET:
-        return -EMSGSIZE;
-    case MOSQ_ERR_NO_CONN:
-        return -ENOTCONN;
-    default:
-        return -EINVAL;
+    if (rc != MOSQ_ERR_SUCCESS) {
+        pthread_mutex_unlock(&c->lock);
+        switch (rc) {
+        case MOSQ_ERR_NOMEM:
+            return -ENOMEM;
+        case MOSQ_ERR_PAYLOAD_SIZE:
+        case MOSQ_ERR_OVERSIZE_PACKET:
+            return -EMSGSIZE;
+        case MOSQ_ERR_NO_CONN:
+            return -ENOTCONN;
+        case MOSQ_ERR_MALFORMED_UTF8:
+            return PELIX_E_TOPIC;
+        default:
+            return -EINVAL;
+        }
     }
-    /* Let the network thread write it. */
-    while (write(c->svc->evfd, &one, sizeof(one)) < 0 && errno == EINTR) {
-    }
+    /* Recorded before the connection can be dropped (drop() takes `lock` first), so that a loss
+     * reaches this token; an acknowledgement that came already left an early mark. */
     pthread_mutex_lock(&c->ack_lock);
     uint64_t token = ++c->next_token;
     if (pelix__map_remove_long(&c->acks_early, mid) == NULL) {
@@ -177,6 +211,10 @@ int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t
         }
     }
     pthread_mutex_unlock(&c->ack_lock);
+    pthread_mutex_unlock(&c->lock);
+    /* Let the network thread write it. */
+    while (write(c->svc->evfd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
     if (ret_info) {
         ret_info->rc = 0;
         ret_info->mid = mid;
@@ -211,7 +249,6 @@ conn_t *mqtt__conn_new(mqtt_service_t *s, const char *pid, conn_config_t *cfg)
     pelix__map_init_long(&c->acks_by_mid);
     pelix__map_init_long(&c->acks_pending);
     pelix__map_init_long(&c->acks_early);
-    pelix__map_init_long(&c->acks_lost);
     return c;
 }
 
@@ -222,7 +259,7 @@ void mqtt__conn_unref(conn_t *c)
         pelix__map_clear(&c->acks_by_mid);
         pelix__map_clear(&c->acks_pending);
         pelix__map_clear(&c->acks_early);
-        pelix__map_clear(&c->acks_lost);
+        pelix__free(c->lost_tokens);
         pthread_mutex_destroy(&c->lock);
         pthread_mutex_destroy(&c->ack_lock);
         pthread_cond_destroy(&c->ack_cond);
@@ -254,38 +291,46 @@ static void drop(conn_t *c, bool closing)
 {
     mqtt_service_t *s = c->svc;
     struct mosquitto *mosq;
+    bool was_connected = c->state == CONN_CONNECTED;
     size_t pos = 0;
     long token;
+    int rc;
 
-    mqtt__connected(s, c, false);
-    if (c->service_id) {
-        long id = c->service_id;
-        c->service_id = 0;
-        pelix_registry_unregister(s->reg, id);
-    }
-    mqtt__loop_unwatch(s, c);
+    /* First stop publishers and release the waiters, so that nothing waits for this thread
+     * while the service goes (its unregistration may wait for other threads' uses). */
     pthread_mutex_lock(&c->lock);
     mosq = c->mosq;
     c->mosq = NULL;
     c->active = false;
     pthread_mutex_unlock(&c->lock);
-    if (mosq) {
-        if (closing && c->state == CONN_CONNECTED) {
-            mosquitto_disconnect(mosq);
-            mosquitto_loop_write(mosq, 1); /* best effort: DISCONNECT, non-blocking */
-        }
-        mosquitto_destroy(mosq);
-    }
     pthread_mutex_lock(&c->ack_lock);
-    pelix__map_clear(&c->acks_lost);
     while (pelix__map_next(&c->acks_pending, &pos, NULL, &token, NULL)) {
-        pelix__map_put_long(&c->acks_lost, token, (void *)(uintptr_t)1);
+        add_lost(c, (uint64_t)token);
     }
     pelix__map_clear(&c->acks_pending);
     pelix__map_clear(&c->acks_by_mid);
     pelix__map_clear(&c->acks_early);
     pthread_cond_broadcast(&c->ack_cond);
     pthread_mutex_unlock(&c->ack_lock);
+    mqtt__connected(s, c, false);
+    if (c->service_id) {
+        long id = c->service_id;
+        c->service_id = 0;
+        rc = pelix_registry_unregister(s->reg, id);
+        if (rc == -EDEADLK) {
+            /* Still used by a thread that waits for this one: keep the connection (its service
+             * object) alive until the service stops. */
+            mqtt__keep(s, c);
+        }
+    }
+    mqtt__loop_unwatch(s, c);
+    if (mosq) {
+        if (closing && was_connected) {
+            mosquitto_disconnect(mosq);
+            mosquitto_loop_write(mosq, 1); /* best effort: DISCONNECT, non-blocking */
+        }
+        mosquitto_destroy(mosq);
+    }
     c->attempt = NULL; /* an attempt still running is abandoned: it cleans up when it reports */
     c->just_connected = c->lost = false;
     if (!closing) {
@@ -326,7 +371,10 @@ static void start_attempt(conn_t *c)
     int rc = -ENOMEM;
 
     if (a && (a->host = pelix__strdup(c->cfg.host)) &&
-        (a->mosq = mosquitto_new(c->cfg.client_id, true, c))) {
+        !(a->mosq = mosquitto_new(c->cfg.client_id, true, c))) {
+        rc = errno == EINVAL ? -EINVAL : -ENOMEM;
+    }
+    if (a && a->mosq) {
         mosquitto_threaded_set(a->mosq, true);
         mosquitto_int_option(a->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
         mosquitto_connect_callback_set(a->mosq, on_connect);
@@ -352,7 +400,7 @@ static void start_attempt(conn_t *c)
             attempt_free(a);
         }
         snprintf(c->last_error, sizeof(c->last_error), "cannot start a connection: %s",
-                 strerror(-rc));
+                 rc == -EINVAL ? "client_id refused by libmosquitto" : strerror(-rc));
         drop(c, false);
         return;
     }
@@ -393,9 +441,14 @@ void mqtt__conn_attempt_done(mqtt_service_t *s, void *arg)
 static void connected(conn_t *c)
 {
     mqtt_service_t *s = c->svc;
-    pelix_props_t *props = pelix_props_new();
+    pelix_props_t *props;
     const char *spec[] = {PELIX_MQTT_CONNECTION_SPEC};
     long id = 0;
+
+    if (c->service_id) {
+        return; /* never two services for one connection */
+    }
+    props = pelix_props_new();
 
     c->just_connected = false;
     c->state = CONN_CONNECTED;
@@ -426,7 +479,7 @@ static void connected(conn_t *c)
 /* After libmosquitto ran: handle what its callbacks reported. */
 static void after_io(conn_t *c)
 {
-    if (c->just_connected && !c->lost) {
+    if (c->just_connected && !c->lost && c->state == CONN_WAITING_ACK) {
         connected(c);
     }
     if (c->lost) {
@@ -519,7 +572,11 @@ void mqtt__conn_close(conn_t *c)
 void mqtt__conn_subscribe(conn_t *c, const char *filter, int qos)
 {
     if (c->state == CONN_CONNECTED && c->mosq) {
-        mosquitto_subscribe(c->mosq, NULL, filter, qos);
+        int rc = mosquitto_subscribe(c->mosq, NULL, filter, qos);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            pelix__log(&c->svc->logger, PELIX_LOG_ERROR, MODULE, "%s: cannot subscribe '%s': %s",
+                       c->pid, filter, mosquitto_strerror(rc));
+        }
     }
 }
 

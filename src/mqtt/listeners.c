@@ -6,17 +6,16 @@
  * workers call the listeners.
  *
  * Threads: registry events arrive on any thread and are posted to the network thread, without
- * waiting for it. Unregistering a listener closes it at once (under its call lock, so a call
- * running on a worker ends first, and none starts after), then the network thread detaches it
- * and pushes a close item behind the messages already queued, which frees the queue on its
- * worker.
+ * waiting for it. Unregistering a listener marks it closed at once, so no call starts after, and
+ * waits for a call running on a worker to end (not when unregistering from that very call, nor
+ * on the network thread, which never waits for listener code); then the network thread detaches
+ * it and pushes a close item behind the messages already queued, which frees the queue on its
+ * worker. No lock of the service is held while a listener runs.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "mqtt/mqtt_internal.h"
-
-static _Thread_local listener_t *calling; /* the listener whose callback this thread runs */
 
 static void listener_unref(listener_t *l)
 {
@@ -25,7 +24,6 @@ static void listener_unref(listener_t *l)
             pelix__free(l->filters[i]);
         }
         pelix__free(l->filters);
-        pthread_mutex_destroy(&l->call_lock);
         pelix__free(l);
     }
 }
@@ -49,14 +47,20 @@ static void deliver_item(void *ctx, void *item)
         mqtt__queue_close(((close_item_t *)item)->queue, false, 0);
         return;
     }
-    pthread_mutex_lock(&l->call_lock);
-    if (!l->closed) {
-        listener_t *outer = calling;
-        calling = l;
-        l->svc->handle_mqtt_message(l->svc->handle, &((message_t *)item)->m);
-        calling = outer;
+    mqtt_service_t *s = l->s;
+    pthread_mutex_lock(&s->calls_lock);
+    if (l->closed) {
+        pthread_mutex_unlock(&s->calls_lock);
+        return;
     }
-    pthread_mutex_unlock(&l->call_lock);
+    l->in_call = true;
+    l->calling = pthread_self();
+    pthread_mutex_unlock(&s->calls_lock);
+    l->svc->handle_mqtt_message(l->svc->handle, &((message_t *)item)->m);
+    pthread_mutex_lock(&s->calls_lock);
+    l->in_call = false;
+    pthread_cond_broadcast(&s->calls_cond);
+    pthread_mutex_unlock(&s->calls_lock);
 }
 
 static void release_item(void *item)
@@ -147,6 +151,7 @@ typedef struct update {
     listener_t *listener; /* referenced */
     char **filters;       /* as given, owned */
     size_t nfilters;
+    size_t skipped; /* list items that were not strings */
     int qos;
 } update_t;
 
@@ -183,7 +188,9 @@ static void apply_filters(mqtt_service_t *s, listener_t *l, char **filters, size
         if (contains(kept, nkept, f)) {
             continue; /* the same filter twice in one listener counts once */
         }
-        if (mqtt__topic_check_filter(f, &err) < 0) {
+        if (mqtt__topic_check_filter(f, &err) < 0 ||
+            (mosquitto_validate_utf8(f, (int)strlen(f)) != MOSQ_ERR_SUCCESS &&
+             pelix__error(&err, PELIX_E_TOPIC, -1, "control character") < 0)) {
             pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
                        "listener %ld: topic filter '%s' ignored: %s", l->id, f, err.text);
             continue;
@@ -250,8 +257,8 @@ static void detach(mqtt_service_t *s, listener_t *l, bool drain)
         s->closing++;
         pthread_mutex_unlock(&s->lmap_lock);
     }
-    if (drain || mqtt__queue_push(l->queue, &l->close_item, 0) < 0) {
-        /* Stopping, or full: close from here (a refused close item was released already). */
+    if (drain || mqtt__queue_push_last(l->queue, &l->close_item) < 0) {
+        /* Stopping, or no memory to queue it (released already): close from here. */
         mqtt__queue_close(l->queue, drain, 1000);
     }
     l->queue = NULL;
@@ -287,7 +294,8 @@ static int read_topics(const pelix_props_t *props, update_t *u)
             n == 1 && pelix_value_type(v) == PELIX_TYPE_STRING ? v : pelix_value_list_at(v, i);
         const char *text = pelix_value_string(item);
         if (!text) {
-            return -EINVAL;
+            u->skipped++; /* reported by the caller; the other filters stay */
+            continue;
         }
         if (!(u->filters[u->nfilters] = pelix__strdup(text))) {
             return -ENOMEM;
@@ -310,10 +318,8 @@ static listener_t *listener_new(mqtt_service_t *s, long id, void *svc)
     l->id = id;
     l->s = s;
     l->svc = svc;
-    pthread_mutex_init(&l->call_lock, NULL);
     if (mqtt__queue_new(s->dispatch, s->opts.listener_queue_messages, s->opts.listener_queue_bytes,
                         MQTT_DROP_NEWEST, deliver_item, release_item, l, &l->queue) < 0) {
-        pthread_mutex_destroy(&l->call_lock);
         pelix__free(l);
         return NULL;
     }
@@ -355,6 +361,11 @@ static void on_listener_event(void *ctx, const pelix_svc_event_t *ev)
             }
             return;
         }
+        if (u->skipped) {
+            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
+                       "listener %ld: %zu item(s) of " PELIX_MQTT_TOPICS " ignored: not strings",
+                       ev->id, u->skipped);
+        }
         u->listener = l;
         if (mqtt__post(s, set_cmd, u, false) < 0) {
             update_free(u);
@@ -368,14 +379,15 @@ static void on_listener_event(void *ctx, const pelix_svc_event_t *ev)
     if (!l) {
         return;
     }
-    if (calling == l) {
-        l->closed = true; /* from its own callback: this thread holds its call lock */
-    } else {
-        pthread_mutex_lock(&l->call_lock);
-        l->closed = true;
-        pthread_mutex_unlock(&l->call_lock);
+    pthread_mutex_lock(&s->calls_lock);
+    l->closed = true;
+    /* A call running on a worker ends before this returns, unless this thread is that call or
+     * the network thread (which never waits for listener code: the call ends on its own). */
+    while (l->in_call && !pthread_equal(l->calling, pthread_self()) && !mqtt__on_loop(s)) {
+        pthread_cond_wait(&s->calls_cond, &s->calls_lock);
     }
-    if (mqtt__post(s, remove_cmd, l, false) < 0) {
+    pthread_mutex_unlock(&s->calls_lock);
+    if (mqtt__post_embedded(s, &l->remove_cmd, remove_cmd, l) < 0) {
         listener_unref(l); /* stopping: the shutdown closes its queue */
     }
 }

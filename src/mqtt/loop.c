@@ -13,14 +13,6 @@
 
 #include "mqtt/mqtt_internal.h"
 
-struct command {
-    command_t *next;
-    mqtt_cmd_fn fn;
-    void *arg;
-    bool wait;
-    bool done;
-};
-
 static _Thread_local const mqtt_service_t *loop_of_thread;
 
 bool mqtt__on_loop(const mqtt_service_t *s)
@@ -28,28 +20,47 @@ bool mqtt__on_loop(const mqtt_service_t *s)
     return loop_of_thread == s;
 }
 
+static int enqueue(mqtt_service_t *s, command_t *c, bool wait);
+
 int mqtt__post(mqtt_service_t *s, mqtt_cmd_fn fn, void *arg, bool wait)
 {
-    command_t local = {0}, *c = wait ? &local : pelix__calloc(1, sizeof(*c));
-    uint64_t one = 1;
+    command_t local = {0}, *c;
 
     if (mqtt__on_loop(s)) {
-        if (!wait) {
-            pelix__free(c);
-        }
         fn(s, arg);
         return 0;
     }
+    c = wait ? &local : pelix__calloc(1, sizeof(*c));
     if (!c) {
         return -ENOMEM;
     }
     c->fn = fn;
     c->arg = arg;
     c->wait = wait;
+    return enqueue(s, c, wait);
+}
+
+int mqtt__post_embedded(mqtt_service_t *s, command_t *c, mqtt_cmd_fn fn, void *arg)
+{
+    if (mqtt__on_loop(s)) {
+        fn(s, arg);
+        return 0;
+    }
+    memset(c, 0, sizeof(*c));
+    c->fn = fn;
+    c->arg = arg;
+    c->embedded = true;
+    return enqueue(s, c, false);
+}
+
+static int enqueue(mqtt_service_t *s, command_t *c, bool wait)
+{
+    uint64_t one = 1;
+
     pthread_mutex_lock(&s->cmd_lock);
     if (s->stopping) {
         pthread_mutex_unlock(&s->cmd_lock);
-        if (!wait) {
+        if (!wait && !c->embedded) {
             pelix__free(c);
         }
         return -ESHUTDOWN;
@@ -87,7 +98,13 @@ static bool run_commands(mqtt_service_t *s)
     s->cmd_head = s->cmd_tail = NULL;
     pthread_mutex_unlock(&s->cmd_lock);
     for (; c; c = next) {
+        /* An embedded command may live in what its function frees: read it all before. */
+        bool embedded = c->embedded;
         next = c->next;
+        if (embedded) {
+            c->fn(s, c->arg);
+            continue;
+        }
         c->fn(s, c->arg);
         if (c->wait) {
             pthread_mutex_lock(&s->cmd_lock);
@@ -241,7 +258,8 @@ void mqtt__loop_stop(mqtt_service_t *s)
     if (s->epfd < 0) {
         return;
     }
-    mqtt__post(s, stop_cmd, NULL, false);
+    /* Embedded: stopping needs no memory. */
+    mqtt__post_embedded(s, &s->stop_cmd, stop_cmd, NULL);
     pthread_join(s->thread, NULL);
     close(s->epfd);
     close(s->evfd);

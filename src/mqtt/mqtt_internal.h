@@ -48,6 +48,20 @@ extern const size_t mqtt__config_schema_count;
 
 /* ---- connections ----------------------------------------------------------------------------- */
 
+typedef struct mqtt_service mqtt_service_t;
+typedef struct command command_t;
+typedef void (*mqtt_cmd_fn)(mqtt_service_t *s, void *arg);
+
+/* A command for the network thread (loop.c). */
+struct command {
+    command_t *next;
+    mqtt_cmd_fn fn;
+    void *arg;
+    bool wait;
+    bool done;
+    bool embedded; /* storage owned by the poster (never freed by the loop) */
+};
+
 typedef enum conn_state {
     CONN_BACKOFF,     /* waiting for `due` to try again */
     CONN_CONNECTING,  /* a connector thread runs mosquitto_connect_async */
@@ -56,7 +70,6 @@ typedef enum conn_state {
 } conn_state_t;
 
 typedef struct attempt attempt_t;
-typedef struct mqtt_service mqtt_service_t;
 
 typedef struct conn {
     atomic_int refs;
@@ -88,7 +101,11 @@ typedef struct conn {
     pelix_map_t acks_by_mid;  /* mid -> token (outstanding) */
     pelix_map_t acks_pending; /* token -> mid (outstanding) */
     pelix_map_t acks_early;   /* mid -> 1: acknowledged before its token was recorded */
-    pelix_map_t acks_lost;    /* token -> 1: outstanding when the last connection was lost */
+    /* tokens outstanding when a connection was lost, oldest first (a ring of LOST_MAX); tokens
+     * pushed out of it raise `lost_floor`: at or below it, a token not pending counts as lost */
+    uint64_t *lost_tokens;
+    size_t lost_head, nlost;
+    uint64_t lost_floor;
 } conn_t;
 
 conn_t *mqtt__conn_new(mqtt_service_t *s, const char *pid, conn_config_t *cfg);
@@ -125,9 +142,11 @@ struct listener {
     pelix_mqtt_listener_t *svc;
     mqtt_queue_t *queue;
     close_item_t close_item;
-    /* held by the worker while the listener's callback runs; `closed` under it */
-    pthread_mutex_t call_lock;
+    command_t remove_cmd; /* posting its removal needs no memory */
+    /* under the service's calls_lock: never held while the callback runs */
     bool closed;
+    bool in_call;
+    pthread_t calling;
     /* network thread only */
     char **filters; /* valid filters, distinct (as given, $share kept) */
     size_t nfilters;
@@ -150,8 +169,6 @@ typedef struct message {
 } message_t;
 
 /* ---- the service ----------------------------------------------------------------------------- */
-
-typedef struct command command_t;
 
 struct mqtt_service {
     pelix_registry_t *reg;
@@ -176,10 +193,14 @@ struct mqtt_service {
     /* listeners by service id, for the registry callbacks (any thread) */
     pthread_mutex_t lmap_lock;
     pelix_map_t lmap;
+    /* listener calls in progress (listener_t.in_call/closed), for unregistration waits */
+    pthread_mutex_t calls_lock;
+    pthread_cond_t calls_cond;
     /* queues whose close item is on its way (guarded by lmap_lock; free waits for 0) */
     long closing;
     pthread_cond_t closing_cond;
     /* commands */
+    command_t stop_cmd;
     pthread_mutex_t cmd_lock;
     pthread_cond_t cmd_cond;
     command_t *cmd_head, *cmd_tail;
@@ -191,6 +212,8 @@ struct mqtt_service {
     pthread_mutex_t conns_lock;
     conn_t **connected;
     size_t nconnected, capconnected;
+    conn_t **kept; /* see mqtt__keep (network thread) */
+    size_t nkept, capkept;
 };
 
 struct pelix_mqtt {
@@ -199,8 +222,10 @@ struct pelix_mqtt {
 
 /* loop.c: runs `fn(s, arg)` on the network thread: directly when called on it, else posted;
  * with `wait`, returns once it ran. 0 or -ENOMEM / -ESHUTDOWN. */
-typedef void (*mqtt_cmd_fn)(mqtt_service_t *s, void *arg);
 int mqtt__post(mqtt_service_t *s, mqtt_cmd_fn fn, void *arg, bool wait);
+/* The same without allocating, in the caller's command storage (valid until it ran);
+ * 0 or -ESHUTDOWN. */
+int mqtt__post_embedded(mqtt_service_t *s, command_t *c, mqtt_cmd_fn fn, void *arg);
 bool mqtt__on_loop(const mqtt_service_t *s);
 int mqtt__loop_start(mqtt_service_t *s);
 void mqtt__loop_stop(mqtt_service_t *s);
@@ -217,5 +242,7 @@ void mqtt__listeners_untrack(mqtt_service_t *s);
 
 /* service.c */
 void mqtt__connected(mqtt_service_t *s, conn_t *c, bool up);
+/* Keeps a reference to `c` until the service stops (its service may still be in use). */
+void mqtt__keep(mqtt_service_t *s, conn_t *c);
 
 #endif

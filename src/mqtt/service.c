@@ -31,6 +31,16 @@ void mqtt__connected(mqtt_service_t *s, conn_t *c, bool up)
     pthread_mutex_unlock(&s->conns_lock);
 }
 
+void mqtt__keep(mqtt_service_t *s, conn_t *c)
+{
+    if (pelix__grow((void **)&s->kept, &s->capkept, s->nkept + 1, sizeof(*s->kept)) == 0) {
+        atomic_fetch_add(&c->refs, 1);
+        s->kept[s->nkept++] = c;
+    } else {
+        atomic_fetch_add(&c->refs, 1); /* cannot record it: never freed rather than too early */
+    }
+}
+
 /* ---- factory publish (any thread) ------------------------------------------------------------ */
 
 void pelix_mqtt_results_free(pelix_mqtt_result_t *results, size_t count)
@@ -253,6 +263,8 @@ int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca, const pelix_m
     pelix__map_init_str(&s->filters);
     pelix__map_init_long(&s->lmap);
     pthread_mutex_init(&s->lmap_lock, NULL);
+    pthread_mutex_init(&s->calls_lock, NULL);
+    pelix__cond_init(&s->calls_cond);
     pelix__cond_init(&s->closing_cond);
     pthread_mutex_init(&s->conns_lock, NULL);
     pthread_mutex_init(&s->connectors_lock, NULL);
@@ -339,7 +351,13 @@ pelix_mqtt_t *pelix_mqtt_free(pelix_mqtt_t *m)
     pelix__map_clear(&s->conns);
     pelix__map_clear(&s->filters);
     pelix__free(s->connected);
+    for (size_t i = 0; i < s->nkept; i++) {
+        mqtt__conn_unref(s->kept[i]);
+    }
+    pelix__free(s->kept);
     pthread_mutex_destroy(&s->lmap_lock);
+    pthread_mutex_destroy(&s->calls_lock);
+    pthread_cond_destroy(&s->calls_cond);
     pthread_cond_destroy(&s->closing_cond);
     pthread_mutex_destroy(&s->conns_lock);
     pthread_mutex_destroy(&s->connectors_lock);

@@ -6,3 +6,5 @@ pelix_unit_test(mqtt_service MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL
                 THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
 pelix_unit_test(mqtt_faults MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
                 SOURCES ${PELIX_MQTT_TEST_SOURCES})
+pelix_unit_test(mqtt_regressions MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
+                SOURCES ${PELIX_MQTT_TEST_SOURCES})

@@ -37,6 +37,7 @@ typedef struct mf {
     pelix_configadmin_t *ca;
     pelix_mqtt_t *mqtt;
     mf_log_t log;
+    size_t queue_messages; /* bound of each listener queue (0: the service's default) */
 } mf_t;
 
 /* Starts a registry, ConfigAdmin (on a fresh temporary folder when `use_folder`; an existing

@@ -144,8 +144,8 @@ static int ring_grow(mqtt_queue_t *q)
     size_t cap = q->cap ? q->cap * 2 : RING_MIN;
     slot_t *ring;
 
-    if (cap > q->max_items || cap < q->cap) {
-        cap = q->max_items;
+    if ((cap > q->max_items && q->cap < q->max_items) || cap < q->cap) {
+        cap = q->max_items; /* beyond it only for a last item (mqtt__queue_push_last) */
     }
     if (cap > SIZE_MAX / sizeof(*ring)) {
         return -ENOMEM;
@@ -382,6 +382,36 @@ int mqtt__queue_new(mqtt_dispatch_t *d, size_t max_items, size_t max_bytes, mqtt
 static bool fits(const mqtt_queue_t *q, size_t bytes)
 {
     return q->count < q->max_items && bytes <= q->max_bytes - q->bytes;
+}
+
+int mqtt__queue_push_last(mqtt_queue_t *q, void *item)
+{
+    mqtt_release_fn release;
+    int rc = 0;
+
+    if (!q) {
+        return -EINVAL;
+    }
+    release = q->release;
+    pthread_mutex_lock(&q->lock);
+    if (q->closing) {
+        rc = -ESHUTDOWN;
+    } else if (q->count == q->cap) {
+        rc = ring_grow(q);
+    }
+    if (rc == 0) {
+        q->pushed++;
+        q->ring[(q->head + q->count) % q->cap] = (slot_t){item, 0};
+        q->count++;
+        if (q->state == Q_IDLE && !q->stopped) {
+            schedule(q, true);
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+    if (rc < 0 && release) {
+        release(item);
+    }
+    return rc;
 }
 
 int mqtt__queue_push(mqtt_queue_t *q, void *item, size_t bytes)

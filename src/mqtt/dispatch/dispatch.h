@@ -134,6 +134,15 @@ int mqtt__queue_new(mqtt_dispatch_t *d, size_t max_items, size_t max_bytes, mqtt
 int mqtt__queue_push(mqtt_queue_t *q, void *item, size_t bytes);
 
 /**
+ * @brief Pushes an item of no size behind the others, whatever the bounds (for an item that
+ * ends the queue's life, such as one that closes it from its own deliver call): never refused for
+ * being over a bound, so a full queue cannot block its closing. Same threads as mqtt__queue_push().
+ * @return 0; -ESHUTDOWN (close started) or -ENOMEM (the ring could not grow): the item was
+ *         released; -EINVAL (NULL queue: not released).
+ */
+int mqtt__queue_push_last(mqtt_queue_t *q, void *item);
+
+/**
  * @brief Closes and frees the queue (NULL accepted). New pushes fail with -ESHUTDOWN at once.
  *
  * With `drain` false, the items waiting are released without delivery. With `drain` true, they

@@ -1,0 +1,267 @@
+/*
+ * Regression tests of defects found in review of the MQTT service, each failing without its fix:
+ * a second CONNACK registering a second connection service; a connection loss not releasing a
+ * publisher that waits for an acknowledgement while holding a use of the service; a listener
+ * unregistering itself from its callback while its queue is full blocking the network thread;
+ * a client id libmosquitto refuses being retried forever as "out of memory".
+ *
+ * The second CONNACK comes from a raw TCP peer of the test (no broker sends one); everything
+ * else runs against real mosquitto brokers on loopback.
+ */
+// clang-format off
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+// clang-format on
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "integration/broker.h"
+#include "integration/client.h"
+#include "integration/mqtt_fixture.h"
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- a peer that answers CONNECT with two CONNACKs ------------------------------------------- */
+
+typedef struct peer {
+    int listen_fd;
+    int port;
+    pthread_t thread;
+} peer_t;
+
+static void *peer_run(void *arg)
+{
+    peer_t *p = arg;
+    unsigned char buf[4096], ack[] = {0x20, 0x02, 0x00, 0x00}, pong[] = {0xD0, 0x00};
+    int fd = accept(p->listen_fd, NULL, NULL);
+
+    if (fd < 0) {
+        return NULL;
+    }
+    if (read(fd, buf, sizeof(buf)) > 0 && write(fd, ack, sizeof(ack)) == (ssize_t)sizeof(ack)) {
+        usleep(300 * 1000);
+        if (write(fd, ack, sizeof(ack)) != (ssize_t)sizeof(ack)) {
+            close(fd);
+            return NULL;
+        }
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0) {
+            break;
+        }
+        if (buf[0] == 0xC0 && write(fd, pong, sizeof(pong)) < 0) {
+            break;
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+static void peer_start(peer_t *p)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int one = 1;
+
+    p->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(p->listen_fd >= 0);
+    setsockopt(p->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    assert_int_equal(bind(p->listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(p->listen_fd, 4), 0);
+    assert_int_equal(getsockname(p->listen_fd, (struct sockaddr *)&a, &len), 0);
+    p->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&p->thread, NULL, peer_run, p), 0);
+}
+
+static void test_second_connack(void **st)
+{
+    (void)st;
+    mf_t fx = {0};
+    peer_t p = {0};
+    size_t most = 0;
+
+    peer_start(&p);
+    mf_start(&fx, false);
+    char *pid = mf_create(&fx, p.port, "reconnect_min", "60", NULL);
+    for (long t0 = now_ms(); now_ms() - t0 < 1500;) {
+        size_t n = mf_count_connections(&fx, pid);
+        most = n > most ? n : most;
+        usleep(10 * 1000);
+    }
+    assert_true(most <= 1); /* never two services for one PID */
+    assert_true(mf_log_count(&fx, "unexpected CONNACK") >= 1);
+    mf_delete(&fx, pid);
+    assert_true(mf_wait_no_connection(&fx, NULL, MF_WAIT_MS));
+    mf_free(&fx);
+    shutdown(p.listen_fd, SHUT_RDWR);
+    close(p.listen_fd);
+    pthread_join(p.thread, NULL);
+    free(pid);
+}
+
+/* ---- a waiter holding a use of the connection is released by the loss ------------------------ */
+
+typedef struct waiter {
+    int rc;
+    long waited_ms;
+} waiter_t;
+
+static void publish_and_wait(void *ctx, long id, void *svc, const pelix_props_t *props)
+{
+    waiter_t *w = ctx;
+    pelix_mqtt_connection_t *c = svc;
+    pelix_mqtt_publish_info_t info = {0};
+    long t0 = now_ms();
+    (void)id;
+    (void)props;
+    w->rc = c->publish(c->handle, "w/t", "x", 1, 1, false, &info);
+    if (w->rc == 0) {
+        w->rc = c->wait_published(c->handle, &info, 3 * MF_WAIT_MS);
+    }
+    w->waited_ms = now_ms() - t0;
+}
+
+typedef struct use_thread {
+    mf_t *fx;
+    long id;
+    waiter_t w;
+} use_thread_t;
+
+static void *use_run(void *arg)
+{
+    use_thread_t *u = arg;
+    pelix_registry_use_id(u->fx->reg, u->id, publish_and_wait, &u->w);
+    return NULL;
+}
+
+static void test_loss_releases_waiter_holding_a_use(void **st)
+{
+    (void)st;
+    mf_t fx = {0};
+    tb_broker_t *b = tb_broker_start(NULL);
+    use_thread_t u = {.fx = &fx};
+    pthread_t t;
+
+    assert_non_null(b);
+    mf_start(&fx, false);
+    char *pid = mf_create(&fx, tb_broker_port(b), "reconnect_min", "60", NULL);
+    u.id = mf_wait_connection(&fx, pid, MF_WAIT_MS);
+    assert_true(u.id > 0);
+    /* The broker stops answering: the QoS 1 message stays unacknowledged... */
+    assert_int_equal(kill(tb_broker_pid(b), SIGSTOP), 0);
+    assert_int_equal(pthread_create(&t, NULL, use_run, &u), 0);
+    usleep(300 * 1000);
+    /* ...then goes away: the connection is lost while the waiter holds a use of the service. */
+    assert_int_equal(kill(tb_broker_pid(b), SIGKILL), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(u.w.rc, -ENOTCONN);
+    assert_true(u.w.waited_ms < 3 * MF_WAIT_MS);
+    assert_true(mf_wait_no_connection(&fx, pid, MF_WAIT_MS));
+    mf_free(&fx);
+    tb_broker_free(b);
+    free(pid);
+}
+
+/* ---- a listener unregistering itself while its queue is full --------------------------------- */
+
+typedef struct self_unreg {
+    pelix_mqtt_listener_t svc;
+    pelix_registry_t *reg;
+    long id;
+    int calls;
+} self_unreg_t;
+
+static void unregister_then_work(void *handle, const pelix_mqtt_message_t *msg)
+{
+    self_unreg_t *l = handle;
+    (void)msg;
+    if (l->calls++ == 0) {
+        usleep(500 * 1000); /* the next messages fill the queue meanwhile */
+        pelix_registry_unregister(l->reg, l->id);
+        sleep(3); /* keeps working after its unregistration */
+    }
+}
+
+static void test_self_unregistration_with_full_queue(void **st)
+{
+    (void)st;
+    mf_t fx = {.queue_messages = 2};
+    tb_broker_t *b = tb_broker_start(NULL);
+    self_unreg_t l = {.svc = {unregister_then_work, &l}};
+    const char *spec[] = {PELIX_MQTT_LISTENER_SPEC};
+
+    assert_non_null(b);
+    mf_start(&fx, false);
+    char *pid = mf_create(&fx, tb_broker_port(b), NULL);
+    assert_true(mf_wait_connection(&fx, pid, MF_WAIT_MS) > 0);
+    l.reg = fx.reg;
+    pelix_props_t *p = pelix_props_new();
+    pelix_props_set_string(p, PELIX_MQTT_TOPICS, "full/#");
+    assert_int_equal(pelix_registry_register(fx.reg, spec, 1, &l.svc, p, &l.id), 0);
+    assert_true(tb_broker_wait_log(b, "\tfull/# (QoS", 1, MF_WAIT_MS));
+
+    pelix_mqtt_connection_t *c = mf_connection(&fx, pid);
+    for (int i = 0; i < 5; i++) { /* the first call, then a full queue */
+        assert_int_equal(c->publish(c->handle, "full/x", "m", 1, 0, false, NULL), 0);
+    }
+    usleep(1000 * 1000);
+    /* The network thread still works while the listener's callback runs on. */
+    pelix_mqtt_publish_info_t info = {0};
+    long t0 = now_ms();
+    assert_int_equal(c->publish(c->handle, "other", "y", 1, 0, false, &info), 0);
+    assert_int_equal(c->wait_published(c->handle, &info, 2000), 0);
+    assert_true(now_ms() - t0 < 2000);
+    mf_free(&fx); /* waits for the callback to end */
+    assert_int_equal(l.calls, 1);
+    tb_broker_free(b);
+    free(pid);
+}
+
+/* ---- a client id libmosquitto refuses -------------------------------------------------------- */
+
+static void test_client_id_with_control_character(void **st)
+{
+    (void)st;
+    mf_t fx = {0};
+    tb_broker_t *b = tb_broker_start(NULL);
+
+    assert_non_null(b);
+    mf_start(&fx, false);
+    char *pid = mf_create(&fx, tb_broker_port(b), "client_id", "dev\tice", NULL);
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(mf_count_connections(&fx, pid), 0);
+    assert_int_equal(mf_log_count(&fx, "client_id"), 1);
+    assert_int_equal(mf_log_count(&fx, "memory"), 0);
+    mf_free(&fx);
+    tb_broker_free(b);
+    free(pid);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_second_connack),
+        cmocka_unit_test(test_loss_releases_waiter_holding_a_use),
+        cmocka_unit_test(test_self_unregistration_with_full_queue),
+        cmocka_unit_test(test_client_id_with_control_character),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
