@@ -94,6 +94,11 @@ typedef struct pelix_mqtt_message {
  * @brief A whiteboard listener service. `handle_mqtt_message` is called on a dispatch worker,
  * once per message per delivering connection (a message matched by several filters of the
  * listener is delivered once), in the order of the broker, never two calls at a time.
+ *
+ * Once the unregistration of the listener service returns, no call starts, and a call running on
+ * a worker has ended; except when the listener is unregistered from its own callback (that call
+ * goes on) or on the network thread (from a registry callback of a connection service: the
+ * network thread never waits for listener code, so a running call may still end afterwards).
  */
 typedef struct pelix_mqtt_listener {
     void (*handle_mqtt_message)(void *handle, const pelix_mqtt_message_t *msg);
@@ -121,8 +126,10 @@ typedef struct pelix_mqtt_publish_info {
  *
  * `wait_published` waits until the broker acknowledged the message (PUBACK for QoS 1, PUBCOMP for
  * QoS 2; written to the socket for QoS 0), however early that happened (no lost wake-up): 0,
- * -ETIMEDOUT, -ENOTCONN (the connection was lost before; the message may be resent on the next
- * connection only if the broker keeps the session), -EINVAL (not an info of this connection).
+ * -ETIMEDOUT, -ENOTCONN (the connection was lost before it was acknowledged; also for a message
+ * of a connection lost so long ago, after more than 4096 other lost messages, that the service no
+ * longer knows: it never claims an acknowledgement it cannot know), -EINVAL (not an info of this
+ * connection).
  * Must not be called from the network thread (a registry callback of a connection service).
  */
 typedef struct pelix_mqtt_connection {
@@ -190,7 +197,9 @@ PELIX_API int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca,
 /**
  * @brief Stops the service: unregisters its services, disconnects every broker (cleanly when
  * connected), delivers or drops what listener queues hold (bounded wait), stops its threads.
- * NULL accepted; returns NULL. Not from a callback of the service.
+ * NULL accepted; returns NULL. Not from a callback of the service, and not while the calling
+ * thread holds a use of one of its services (their unregistration waits for it). It waits for
+ * connector threads still resolving a name, which the system resolver bounds.
  */
 PELIX_API pelix_mqtt_t *pelix_mqtt_free(pelix_mqtt_t *mqtt);
 
