@@ -5,6 +5,6 @@ set(PELIX_MQTT_TEST_SOURCES integration/broker.c integration/client.c integratio
 pelix_unit_test(mqtt_service MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
                 THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
 pelix_unit_test(mqtt_faults MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
-                SOURCES ${PELIX_MQTT_TEST_SOURCES})
+                THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
 pelix_unit_test(mqtt_regressions MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
-                SOURCES ${PELIX_MQTT_TEST_SOURCES})
+                THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
