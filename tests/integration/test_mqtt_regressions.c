@@ -255,6 +255,39 @@ static void test_client_id_with_control_character(void **st)
     free(pid);
 }
 
+/* ---- stopping the service while listeners are registered and busy --------------------------- */
+
+static void test_stop_with_listeners_registered(void **st)
+{
+    (void)st;
+    mf_t fx = {0};
+    tb_broker_t *b = tb_broker_start(NULL);
+    mf_listener_t l = {0};
+    const char *t[] = {"busy/#"};
+
+    assert_non_null(b);
+    mf_start(&fx, false);
+    char *pid = mf_create(&fx, tb_broker_port(b), NULL);
+    assert_true(mf_wait_connection(&fx, pid, MF_WAIT_MS) > 0);
+    mf_listen(&fx, &l, t, 1, false, 0);
+    assert_true(tb_broker_wait_log(b, "\tbusy/# (QoS", 1, MF_WAIT_MS));
+    pelix_mqtt_connection_t *c = mf_connection(&fx, pid);
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(c->publish(c->handle, "busy/x", "m", 1, 0, false, NULL), 0);
+    }
+    assert_true(mf_listener_wait(&l, "busy/x", 1, MF_WAIT_MS));
+    /* The service goes first; the listener service is still registered. */
+    fx.mqtt = pelix_mqtt_free(fx.mqtt);
+    size_t seen = mf_listener_count(&l, NULL);
+    usleep(300 * 1000);
+    assert_int_equal(mf_listener_count(&l, NULL), seen); /* no call after free returned */
+    assert_int_equal(mf_count_connections(&fx, NULL), 0);
+    mf_listener_destroy(&l);
+    mf_free(&fx);
+    tb_broker_free(b);
+    free(pid);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_loss_releases_waiter_holding_a_use),
         cmocka_unit_test(test_self_unregistration_with_full_queue),
         cmocka_unit_test(test_client_id_with_control_character),
+        cmocka_unit_test(test_stop_with_listeners_registered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
