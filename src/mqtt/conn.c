@@ -30,6 +30,9 @@ struct attempt {
     int err_no;
 };
 
+/* Serial numbers of connections, in their tokens. */
+static atomic_uint serials;
+
 static void attempt_free(attempt_t *a)
 {
     if (a->mosq) {
@@ -146,7 +149,7 @@ static int wait_fn(void *handle, const pelix_mqtt_publish_info_t *info, long tim
     }
     token = (long)info->token;
     pthread_mutex_lock(&c->ack_lock);
-    if (info->token > c->next_token) {
+    if ((info->token >> 48) != (c->next_token >> 48) || info->token > c->next_token) {
         rc = -EINVAL;
     }
     while (rc == 0 && pelix__map_get_long(&c->acks_pending, token)) {
@@ -234,7 +237,10 @@ conn_t *mqtt__conn_new(mqtt_service_t *s, const char *pid, conn_config_t *cfg)
         pelix__free(c);
         return NULL;
     }
+    unsigned serial = atomic_fetch_add(&serials, 1) % 32767u + 1u; /* 1..32767: tokens > 0 */
+
     atomic_init(&c->refs, 1);
+    c->next_token = (uint64_t)serial << 48;
     c->svc = s;
     c->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));

@@ -97,7 +97,7 @@ typedef struct conn {
     /* guarded by `ack_lock` (never held across a libmosquitto call) */
     pthread_mutex_t ack_lock;
     pthread_cond_t ack_cond;
-    uint64_t next_token;
+    uint64_t next_token;      /* (serial << 48) | sequence: a token names its connection */
     pelix_map_t acks_by_mid;  /* mid -> token (outstanding) */
     pelix_map_t acks_pending; /* token -> mid (outstanding) */
     pelix_map_t acks_early;   /* mid -> 1: acknowledged before its token was recorded */

@@ -140,6 +140,13 @@ static void test_messages(void **st)
                                  false, &info),
                      0);
     assert_int_equal(c1->wait_published(c1->handle, &info, MF_WAIT_MS), 0);
+    /* An info is only good for its own connection. */
+    pelix_mqtt_connection_t *c2 = mf_connection(&s->fx, pid2);
+    assert_non_null(c2);
+    pelix_mqtt_publish_info_t info2 = {0};
+    assert_int_equal(c2->publish(c2->handle, "/other", "o", 1, 0, false, &info2), 0);
+    assert_int_equal(c2->wait_published(c2->handle, &info2, MF_WAIT_MS), 0);
+    assert_int_equal(c2->wait_published(c2->handle, &info, 10), -EINVAL);
     /* Both connections are subscribed: the message comes once through each. */
     assert_true(mf_listener_wait(&s->l1, "/pelix/test/foobar", 2, MF_WAIT_MS));
     pthread_mutex_lock(&s->l1.lock);
