@@ -317,12 +317,7 @@ static listener_t *listener_new(mqtt_service_t *s, long id, void *svc)
     atomic_init(&l->refs, 1);
     l->id = id;
     l->s = s;
-    l->svc = svc;
-    if (mqtt__queue_new(s->dispatch, s->opts.listener_queue_messages, s->opts.listener_queue_bytes,
-                        MQTT_DROP_NEWEST, deliver_item, release_item, l, &l->queue) < 0) {
-        pelix__free(l);
-        return NULL;
-    }
+    l->svc = svc; /* its queue comes with its first message (mqtt__deliver) */
     return l;
 }
 
@@ -338,9 +333,7 @@ static void on_listener_event(void *ctx, const pelix_svc_event_t *ev)
         l = pelix__map_get_long(&s->lmap, ev->id);
         if (!l && rc == 0 && (l = listener_new(s, ev->id, ev->svc)) &&
             pelix__map_put_long(&s->lmap, ev->id, l) < 0) {
-            mqtt__queue_close(l->queue, false, 0);
-            l->queue = NULL;
-            listener_unref(l);
+            listener_unref(l); /* no queue yet */
             l = NULL;
             rc = -ENOMEM;
         }
@@ -467,6 +460,13 @@ void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message 
     m->m.connection = m->data + tlen + 1 + plen + 1;
     for (int i = 0; i < n; i++) {
         listener_t *l = (listener_t *)(uintptr_t)s->scratch.keys[i];
+        if (!l->queue && mqtt__queue_new(s->dispatch, s->opts.listener_queue_messages,
+                                         s->opts.listener_queue_bytes, MQTT_DROP_NEWEST,
+                                         deliver_item, release_item, l, &l->queue) < 0) {
+            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
+                       "listener %ld: message on '%s' dropped: out of memory", l->id, msg->topic);
+            continue;
+        }
         if (l->queue) {
             atomic_fetch_add(&m->refs, 1);
             mqtt__queue_push(l->queue, m, plen + tlen); /* released by the queue if refused */

@@ -140,7 +140,7 @@ struct listener {
     long id; /* service id */
     mqtt_service_t *s;
     pelix_mqtt_listener_t *svc;
-    mqtt_queue_t *queue;
+    mqtt_queue_t *queue; /* created with its first message (network thread) */
     close_item_t close_item;
     command_t remove_cmd; /* posting its removal needs no memory */
     /* under the service's calls_lock: never held while the callback runs */
