@@ -20,10 +20,7 @@
 static void listener_unref(listener_t *l)
 {
     if (l && atomic_fetch_sub(&l->refs, 1) == 1) {
-        for (size_t i = 0; i < l->nfilters; i++) {
-            pelix__free(l->filters[i]);
-        }
-        pelix__free(l->filters);
+        pelix__free(l->uses); /* empty once detached */
         pelix__free(l);
     }
 }
@@ -95,7 +92,8 @@ static void for_connected(mqtt_service_t *s, const char *filter, int qos, bool s
     }
 }
 
-static int acquire(mqtt_service_t *s, const char *filter, int qos)
+/* One more listener uses `filter`: subscribed on the first. The use, or NULL without memory. */
+static filter_use_t *acquire(mqtt_service_t *s, const char *filter, int qos)
 {
     filter_use_t *u = pelix__map_get_str(&s->filters, filter);
 
@@ -105,7 +103,7 @@ static int acquire(mqtt_service_t *s, const char *filter, int qos)
             u->qos = qos;
             for_connected(s, filter, qos, true);
         }
-        return 0;
+        return u;
     }
     u = pelix__calloc(1, sizeof(*u));
     if (!u || !(u->filter = pelix__strdup(filter)) ||
@@ -114,21 +112,20 @@ static int acquire(mqtt_service_t *s, const char *filter, int qos)
             pelix__free(u->filter);
         }
         pelix__free(u);
-        return -ENOMEM;
+        return NULL;
     }
     u->count = 1;
     u->qos = qos;
     for_connected(s, filter, qos, true);
-    return 0;
+    return u;
 }
 
-static void release(mqtt_service_t *s, const char *filter)
+/* One listener less uses it: unsubscribed after the last. */
+static void release(mqtt_service_t *s, filter_use_t *u)
 {
-    filter_use_t *u = pelix__map_get_str(&s->filters, filter);
-
-    if (u && --u->count == 0) {
-        pelix__map_remove_str(&s->filters, filter);
-        for_connected(s, filter, 0, false);
+    if (--u->count == 0) {
+        pelix__map_remove_str(&s->filters, u->filter);
+        for_connected(s, u->filter, 0, false);
         pelix__free(u->filter);
         pelix__free(u);
     }
@@ -165,10 +162,10 @@ static void update_free(update_t *u)
     pelix__free(u);
 }
 
-static bool contains(char *const *list, size_t n, const char *f)
+static bool contains(filter_use_t *const *uses, size_t n, const char *f)
 {
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(list[i], f) == 0) {
+        if (strcmp(uses[i]->filter, f) == 0) {
             return true;
         }
     }
@@ -176,15 +173,16 @@ static bool contains(char *const *list, size_t n, const char *f)
 }
 
 /* Attaches the new filters first, then detaches the old ones: kept filters are never
- * unsubscribed in between. */
-static void apply_filters(mqtt_service_t *s, listener_t *l, char **filters, size_t n, int qos)
+ * unsubscribed in between. The listener refers to the shared uses, not to copies. */
+static void apply_filters(mqtt_service_t *s, listener_t *l, char *const *filters, size_t n, int qos)
 {
-    char **kept = pelix__calloc(n ? n : 1, sizeof(*kept));
+    filter_use_t **kept = pelix__calloc(n ? n : 1, sizeof(*kept));
     size_t nkept = 0;
 
     for (size_t i = 0; kept && i < n; i++) {
         pelix_error_t err = PELIX_ERROR_INIT;
         const char *f = filters[i];
+        filter_use_t *u;
         if (contains(kept, nkept, f)) {
             continue; /* the same filter twice in one listener counts once */
         }
@@ -200,28 +198,24 @@ static void apply_filters(mqtt_service_t *s, listener_t *l, char **filters, size
                        "listener %ld: topic filter '%s' ignored: out of memory", l->id, f);
             continue;
         }
-        if (acquire(s, f, qos) < 0) {
+        if (!(u = acquire(s, f, qos))) {
             mqtt__trie_remove(s->trie, mqtt__topic_unshare(f), (uint64_t)(uintptr_t)l);
             pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
                        "listener %ld: topic filter '%s' ignored: out of memory", l->id, f);
             continue;
         }
-        kept[nkept] = filters[i];
-        filters[i] = NULL;
-        nkept++;
+        kept[nkept++] = u;
     }
     if (!kept) {
         pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE, "listener %ld: out of memory", l->id);
     }
-    for (size_t i = 0; i < l->nfilters; i++) {
-        mqtt__trie_remove(s->trie, mqtt__topic_unshare(l->filters[i]), (uint64_t)(uintptr_t)l);
-        release(s, l->filters[i]);
-        pelix__free(l->filters[i]);
+    for (size_t i = 0; i < l->nuses; i++) {
+        mqtt__trie_remove(s->trie, mqtt__topic_unshare(l->uses[i]->filter), (uint64_t)(uintptr_t)l);
+        release(s, l->uses[i]);
     }
-    pelix__free(l->filters);
-    l->filters = kept;
-    l->nfilters = kept ? nkept : 0;
-    l->qos = qos;
+    pelix__free(l->uses);
+    l->uses = kept;
+    l->nuses = kept ? nkept : 0;
 }
 
 static void set_cmd(mqtt_service_t *s, void *arg)

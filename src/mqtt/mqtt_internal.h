@@ -148,9 +148,8 @@ struct listener {
     bool in_call;
     pthread_t calling;
     /* network thread only */
-    char **filters; /* valid filters, distinct (as given, $share kept) */
-    size_t nfilters;
-    int qos;
+    struct filter_use **uses; /* its valid filters, distinct, as subscription uses */
+    size_t nuses;
     bool attached; /* its filters are in the trie, keyed by the listener's address */
 };
 
