@@ -298,7 +298,7 @@ int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca, const pelix_m
         if (rc < 0) {
             pelix_props_free(props);
         } else {
-            /* One object for both: the factory struct comes first in either case. */
+            /* Two services: the factory, and the managed service factory ConfigAdmin finds. */
             rc = pelix_registry_register(reg, specs, 1, &s->factory, pelix_props_copy(props),
                                          &s->factory_id);
             if (rc == 0) {
