@@ -133,10 +133,40 @@ int mqtt__trie_add(mqtt_trie_t *t, const char *filter, uint64_t key);
  */
 int mqtt__trie_remove(mqtt_trie_t *t, const char *filter, uint64_t key);
 
+/**
+ * @brief As mqtt__trie_add(), keeping a tag (0..3; larger values count as 3) for the filter: the
+ * largest given since the filter got its first key (the MQTT service keeps the subscription QoS
+ * there).
+ * @param[out] ret_prev optional: the filter's tag before the call, or -1 if it had no key (the
+ *             filter is new to the trie). Unchanged on failure.
+ */
+int mqtt__trie_add_tagged(mqtt_trie_t *t, const char *filter, uint64_t key, unsigned tag,
+                          int *ret_prev);
+
+/**
+ * @brief As mqtt__trie_remove(); on success *ret_last (optional) tells whether the filter has no
+ * key left (and so is gone from the trie, its tag forgotten).
+ */
+int mqtt__trie_remove_last(mqtt_trie_t *t, const char *filter, uint64_t key, bool *ret_last);
+
+/** Called by mqtt__trie_each_filter() with a stored filter (borrowed for the call) and its tag. */
+typedef void (*mqtt_trie_filter_fn)(void *ctx, const char *filter, unsigned tag);
+
+/**
+ * @brief Calls `fn` once per stored filter (one that has keys), in no particular order, on the
+ * calling thread, which must not modify the trie from `fn`. Shared subscriptions appear as their
+ * unshared filter.
+ * @return 0, or -ENOMEM (then `fn` may have been called for some of the filters).
+ */
+int mqtt__trie_each_filter(const mqtt_trie_t *t, mqtt_trie_filter_fn fn, void *ctx);
+
 /** @brief Number of distinct (filter, key) pairs. */
 size_t mqtt__trie_size(const mqtt_trie_t *t);
 
-/** @brief Number of nodes (one per stored filter level, shared prefixes shared), for tests. */
+/**
+ * @brief Number of nodes, for tests: a node holds one level, or several where no stored filter
+ * branches off nor ends ("a/b/c" alone is one node; adding "a/x" makes it "a" over "b/c" and "x").
+ */
 size_t mqtt__trie_nodes(const mqtt_trie_t *t);
 
 /**

@@ -1,21 +1,26 @@
 /*
- * A trie of MQTT topic filters, one node per filter level, dispatching a topic name to the keys
- * of the matching filters.
+ * A trie of MQTT topic filters, dispatching a topic name to the keys of the matching filters.
  *
  * Layout, sized for 100 000+ registrations at well under 256 bytes each:
- * - a node is one allocation: a 35-byte header followed by its level text ("" for the root);
- *   '+' and '#' are ordinary child levels, flagged on the parent so that matching only looks
- *   them up when they exist; a '#' node is always a leaf (filters are validated).
+ * - a node is one allocation: a 37-byte header followed by its text. The text is one level, or
+ *   a path of several ('/'-separated) where no filter branches off nor ends (path compression:
+ *   "site/7/device/42/+/temp" alone is one node, not six). A node is found in its parent by its
+ *   first level; '#' is always a node of its own and a leaf (filters are validated), so a node
+ *   of several levels holds no '#' but may hold '+' levels. '+' and '#' first levels are
+ *   flagged on the parent so that matching only looks them up when they exist.
  * - children: none; one, inline; 2..KIDS_ARRAY_MAX in a dense array; more in an open-addressing
  *   hash table (linear probing, load <= 3/4, backward-shift deletion, no tombstones). Arrays and
- *   tables are one "kid block": the child pointers then their level hashes, so a lookup scans the
- *   hashes contiguously and dereferences a child only on a hash hit. A stored hash has its top
- *   bit set, so 0 marks an empty table slot.
+ *   tables are one "kid block": the child pointers then the hashes of their first levels, so a
+ *   lookup scans the hashes contiguously and dereferences a child only on a hash hit. A stored
+ *   hash has its top bit set, so 0 marks an empty table slot.
  * - keys of the filter ending at a node: one (key, count) inline, or a sorted array.
  *
  * Invariants: a node other than the root has keys or children (empty ones are freed by
  * remove); nkids counts every child, '+' and '#' included; NODE_HAS_PLUS/NODE_HAS_HASH say
  * whether those children exist; NODE_KIDS_TABLE tells a table from an array when nkids >= 2.
+ * Adding splits a node where a new filter branches off or ends inside it; removing merges a node
+ * left without keys and with one child back into that child (best effort: a merge that cannot
+ * allocate is skipped, which only costs compactness).
  *
  * mqtt__trie_add() allocates everything it needs before linking anything, so a failure leaves
  * the trie unchanged. Matching (trie_match.c) is an iterative depth-first walk: no recursion, so a
@@ -32,19 +37,23 @@
 
 /* ---- levels and nodes ------------------------------------------------------------------------ */
 
+/* Whether the first level of `n` is '+' (or '#', which is then its only level). */
 static bool node_is_plus(const trie_node_t *n)
 {
-    return n->len == 1 && n->level[0] == '+';
+    return n->flen == 1 && n->level[0] == '+';
 }
 
 static bool node_is_hash(const trie_node_t *n)
 {
-    return n->len == 1 && n->level[0] == '#';
+    return n->flen == 1 && n->level[0] == '#';
 }
 
+/* A node for the levels `s[0..len)` (one or more, no '#' unless it is the only one). */
 static trie_node_t *node_new(const char *s, size_t len)
 {
     trie_node_t *n = pelix__malloc(offsetof(trie_node_t, level) + len + 1);
+    const char *slash = memchr(s, '/', len);
+    size_t flen = slash ? (size_t)(slash - s) : len;
 
     if (!n) {
         return NULL;
@@ -53,7 +62,8 @@ static trie_node_t *node_new(const char *s, size_t len)
     memcpy(n->level, s, len);
     n->level[len] = '\0';
     n->len = (uint16_t)len;
-    n->hash = level_hash(s, len);
+    n->flen = (uint16_t)flen;
+    n->hash = level_hash(s, flen);
     return n;
 }
 
@@ -94,24 +104,6 @@ static kid_block_t *kid_block_new(uint32_t cap)
         b->cap = cap;
     }
     return b;
-}
-
-/* Iterates over the children: `*pos` starts at 0; NULL at the end. */
-static trie_node_t *kids_next(const trie_node_t *n, uint32_t *pos)
-{
-    if (n->nkids <= 1) {
-        return (*pos)++ == 0 && n->nkids == 1 ? n->kids.one : NULL;
-    }
-    if (!(n->flags & NODE_KIDS_TABLE)) {
-        return *pos < n->nkids ? n->kids.block->slot[(*pos)++] : NULL;
-    }
-    while (*pos < n->kids.block->cap) {
-        trie_node_t *c = n->kids.block->slot[(*pos)++];
-        if (c) {
-            return c;
-        }
-    }
-    return NULL;
 }
 
 /* Places `c` in block `b` holding `count` children, as an array or as a table. */
@@ -439,13 +431,187 @@ size_t mqtt__trie_nodes(const mqtt_trie_t *t)
     return t ? t->nodes : 0;
 }
 
-int mqtt__trie_add(mqtt_trie_t *t, const char *filter, uint64_t key)
+/* ---- paths: compare, split, merge ------------------------------------------------------------ */
+
+/* How much of the text of `c` the filter levels `p` follow, in whole levels: the byte length of
+ * the common levels (at least the first level, which found `c`). */
+static size_t common_levels(const trie_node_t *c, const char *p)
 {
-    trie_node_t *n, *first = NULL, *last = NULL;
-    kid_block_t *nb;
-    const char *p;
-    size_t count = 0;
+    size_t i = 0, matched = 0;
+
+    for (;;) {
+        while (i < c->len && c->level[i] != '/' && p[i] != '\0' && p[i] != '/' &&
+               c->level[i] == p[i]) {
+            i++;
+        }
+        if (!(i == c->len || c->level[i] == '/') || !(p[i] == '\0' || p[i] == '/')) {
+            return matched; /* this level differs */
+        }
+        matched = i;
+        if (i == c->len || p[i] == '\0') {
+            return matched;
+        }
+        i++;
+    }
+}
+
+/* Replaces the child `old` of `n` by `c`, which has the same first level. */
+static void kids_replace(trie_node_t *n, const trie_node_t *old, trie_node_t *c)
+{
+    if (n->nkids == 1) {
+        n->kids.one = c;
+        return;
+    }
+    for (uint32_t i = 0;; i++) {
+        if (n->kids.block->slot[i] == old) {
+            n->kids.block->slot[i] = c;
+            return;
+        }
+    }
+}
+
+/* Moves the children, keys and flags of `from` to the fresh node `to`. */
+static void node_move(trie_node_t *to, const trie_node_t *from)
+{
+    to->kids = from->kids;
+    to->nkids = from->nkids;
+    to->keys = from->keys;
+    to->kcount = from->kcount;
+    to->nkeys = from->nkeys;
+    to->flags = from->flags;
+}
+
+/* The levels `p` (a valid filter's tail) as a detached chain of new nodes: one node for the
+ * levels before a final '#', then "#". The chain's last node, or NULL without memory. */
+static trie_node_t *chain_new(const char *p, trie_node_t **ret_first, size_t *ret_count)
+{
+    size_t len = strlen(p), head = len;
+    trie_node_t *first, *last;
+
+    if (len >= 1 && p[len - 1] == '#') {
+        head = len >= 2 ? len - 2 : 0; /* "x/#" or "#" */
+    }
+    if (head == 0 && len >= 1 && p[0] == '#') {
+        first = last = node_new("#", 1);
+        *ret_count = 1;
+    } else {
+        first = last = node_new(p, head);
+        *ret_count = 1;
+        if (first && head < len) {
+            last = node_new("#", 1);
+            if (!last) {
+                pelix__free(first);
+                first = NULL;
+            } else {
+                kids_insert(first, last, NULL);
+                *ret_count = 2;
+            }
+        }
+    }
+    *ret_first = first;
+    return first ? last : NULL;
+}
+
+/* Sets the keys' tag of `n` that just got a key: the tag when it had none, else the maximum. */
+static int tag_raise(trie_node_t *n, bool was_empty, unsigned tag)
+{
+    unsigned prev = ((unsigned)n->flags & (unsigned)NODE_TAG_MASK) >> NODE_TAG_SHIFT;
+
+    tag = tag > 3 ? 3 : tag;
+    if (!was_empty && prev > tag) {
+        tag = prev;
+    }
+    n->flags = (uint8_t)(((unsigned)n->flags & ~(unsigned)NODE_TAG_MASK) | (tag << NODE_TAG_SHIFT));
+    return was_empty ? -1 : (int)prev;
+}
+
+/*
+ * Adds the pair under `n`, following `p` (the filter's levels below `n`): splits the child whose
+ * text the filter leaves or ends inside, then builds the missing levels. Everything is allocated
+ * before anything is linked.
+ */
+static int add_below(mqtt_trie_t *t, trie_node_t *n, const char *p, uint64_t key, unsigned tag,
+                     int *ret_prev)
+{
+    trie_node_t *head = NULL, *tail = NULL, *first = NULL, *last = NULL, *c = NULL;
+    kid_block_t *nb = NULL;
+    size_t matched = 0, count = 0;
     int rc;
+
+    for (;;) {
+        size_t len = strcspn(p, "/");
+        c = kids_find(n, p, len, level_hash(p, len));
+        if (!c) {
+            break;
+        }
+        matched = common_levels(c, p);
+        if (matched < c->len) {
+            break; /* split `c` after `matched` */
+        }
+        if (p[matched] == '\0') {
+            bool was_empty = c->nkeys == 0;
+            rc = keys_add(c, key);
+            if (rc < 0) {
+                return rc;
+            }
+            t->size += (size_t)rc;
+            *ret_prev = tag_raise(c, was_empty, tag);
+            return 0;
+        }
+        n = c;
+        p += matched + 1;
+    }
+    if (c) {
+        /* `c` becomes `head` (its first `matched` bytes) over `tail` (the rest, with its
+         * children and keys); the filter ends at `head` or continues beside `tail`. */
+        head = node_new(c->level, matched);
+        tail = node_new(c->level + matched + 1, c->len - matched - 1);
+        if (!head || !tail) {
+            goto fail;
+        }
+        node_move(tail, c);
+        if (p[matched] != '\0') {
+            p += matched + 1;
+            if (!(last = chain_new(p, &first, &count)) || !(nb = kid_block_new(2))) {
+                goto fail;
+            }
+        }
+        kids_insert(head, tail, NULL);
+        if (first) {
+            kids_insert(head, first, nb);
+        } else {
+            last = head;
+        }
+        keys_add(last, key); /* its first key: inline, cannot fail */
+        *ret_prev = tag_raise(last, true, tag);
+        kids_replace(n, c, head);
+        pelix__free(c); /* its children and keys are the tail's */
+        t->nodes += count + 1;
+        t->size++;
+        return 0;
+    }
+    if (!(last = chain_new(p, &first, &count)) || kids_prepare(n, &nb) != 0) {
+        goto fail;
+    }
+    keys_add(last, key);
+    *ret_prev = tag_raise(last, true, tag);
+    kids_insert(n, first, nb);
+    t->nodes += count;
+    t->size++;
+    return 0;
+
+fail:
+    pelix__free(head);
+    pelix__free(tail);
+    pelix__free(nb);
+    chain_free(first);
+    return -ENOMEM;
+}
+
+int mqtt__trie_add_tagged(mqtt_trie_t *t, const char *filter, uint64_t key, unsigned tag,
+                          int *ret_prev)
+{
+    int prev, rc;
 
     if (!t) {
         return -EINVAL;
@@ -454,62 +620,46 @@ int mqtt__trie_add(mqtt_trie_t *t, const char *filter, uint64_t key)
     if (rc != 0) {
         return rc;
     }
-    /* Follow the levels that exist already. */
-    n = t->root;
-    p = mqtt__topic_unshare(filter);
-    for (;;) {
-        size_t len = strcspn(p, "/");
-        trie_node_t *c = kids_find(n, p, len, level_hash(p, len));
-        if (!c) {
-            break;
-        }
-        n = c;
-        if (p[len] == '\0') {
-            rc = keys_add(n, key);
-            if (rc < 0) {
-                return rc;
-            }
-            t->size += (size_t)rc;
-            return 0;
-        }
-        p += len + 1;
+    rc = add_below(t, t->root, mqtt__topic_unshare(filter), key, tag, &prev);
+    if (rc == 0 && ret_prev) {
+        *ret_prev = prev;
     }
-    /* Build the missing levels as a detached chain, then link it with one store. */
-    for (;;) {
-        size_t len = strcspn(p, "/");
-        trie_node_t *c = node_new(p, len);
-        if (!c) {
-            goto fail;
-        }
-        if (last) {
-            kids_insert(last, c, NULL);
-        } else {
-            first = c;
-        }
-        last = c;
-        count++;
-        if (p[len] == '\0') {
-            break;
-        }
-        p += len + 1;
-    }
-    keys_add(last, key); /* its first key: inline, cannot fail */
-    if (kids_prepare(n, &nb) != 0) {
-        goto fail;
-    }
-    kids_insert(n, first, nb);
-    t->nodes += count;
-    t->size++;
-    return 0;
-
-fail:
-    chain_free(first);
-    return -ENOMEM;
+    return rc;
 }
 
-int mqtt__trie_remove(mqtt_trie_t *t, const char *filter, uint64_t key)
+int mqtt__trie_add(mqtt_trie_t *t, const char *filter, uint64_t key)
 {
-    trie_node_t *n, *keep, *cut = NULL;
+    return mqtt__trie_add_tagged(t, filter, key, 0, NULL);
+}
+
+/* Merges `n` (not the root, no keys, one child that is not '#') with its child, in `parent`.
+ * Skipped if the merged node cannot be allocated. */
+static void merge_down(mqtt_trie_t *t, trie_node_t *parent, trie_node_t *n)
+{
+    trie_node_t *c = n->kids.one, *m;
+    size_t len = (size_t)n->len + 1 + c->len;
+
+    if (node_is_hash(c) || len > MQTT_TOPIC_MAX_LEN ||
+        !(m = pelix__malloc(offsetof(trie_node_t, level) + len + 1))) {
+        return;
+    }
+    memset(m, 0, offsetof(trie_node_t, level));
+    memcpy(m->level, n->level, n->len);
+    m->level[n->len] = '/';
+    memcpy(m->level + n->len + 1, c->level, (size_t)c->len + 1);
+    m->len = (uint16_t)len;
+    m->flen = n->flen;
+    m->hash = n->hash;
+    node_move(m, c);
+    kids_replace(parent, n, m);
+    pelix__free(n);
+    pelix__free(c);
+    t->nodes--;
+}
+
+int mqtt__trie_remove_last(mqtt_trie_t *t, const char *filter, uint64_t key, bool *ret_last)
+{
+    trie_node_t *n, *parent = NULL, *keep, *keep_parent = NULL, *cut = NULL;
     const char *p;
     int rc;
 
@@ -520,33 +670,52 @@ int mqtt__trie_remove(mqtt_trie_t *t, const char *filter, uint64_t key)
         return -ENOENT;
     }
     /* Walk down, remembering the last node that stays whatever happens below it (the root, or a
-     * node with keys or several children) and its child on the path: where to cut. */
+     * node with keys or several children), its parent and its child on the path: where to cut. */
     n = keep = t->root;
     p = mqtt__topic_unshare(filter);
     for (;;) {
         size_t len = strcspn(p, "/");
         trie_node_t *c = kids_find(n, p, len, level_hash(p, len));
-        if (!c) {
+        if (!c || common_levels(c, p) != c->len) {
             return -ENOENT;
         }
         if (n == t->root || n->nkeys > 0 || n->nkids > 1) {
+            keep_parent = parent;
             keep = n;
             cut = c;
         }
+        parent = n;
         n = c;
-        if (p[len] == '\0') {
+        if (p[c->len] == '\0') {
             break;
         }
-        p += len + 1;
+        p += c->len + 1;
     }
     rc = keys_remove(n, key);
     if (rc < 0) {
         return rc;
     }
     t->size -= (size_t)rc;
-    if (n->nkeys == 0 && n->nkids == 0) {
+    if (ret_last) {
+        *ret_last = n->nkeys == 0;
+    }
+    if (n->nkeys > 0) {
+        return 0;
+    }
+    n->flags = (uint8_t)((unsigned)n->flags & ~(unsigned)NODE_TAG_MASK);
+    if (n->nkids == 0) {
         kids_unlink(keep, cut);
         t->nodes -= chain_free(cut);
+        if (keep != t->root && keep->nkeys == 0 && keep->nkids == 1) {
+            merge_down(t, keep_parent, keep);
+        }
+    } else if (n->nkids == 1) {
+        merge_down(t, parent, n);
     }
     return 0;
+}
+
+int mqtt__trie_remove(mqtt_trie_t *t, const char *filter, uint64_t key)
+{
+    return mqtt__trie_remove_last(t, filter, key, NULL);
 }

@@ -20,6 +20,8 @@ enum {
     NODE_HAS_PLUS = 1u,
     NODE_HAS_HASH = 2u,
     NODE_KIDS_TABLE = 4u,
+    NODE_TAG_SHIFT = 3u, /* bits 3-4: the tag of the filter ending here (mqtt__trie_add_tagged) */
+    NODE_TAG_MASK = 3u << 3,
 };
 
 typedef struct trie_node trie_node_t;
@@ -49,10 +51,11 @@ struct trie_node {
     uint32_t kcount;
     uint32_t nkeys;
     uint32_t nkids;
-    uint32_t hash;
-    uint16_t len;
+    uint32_t hash; /* of its first level */
+    uint16_t len;  /* of its text, every level */
+    uint16_t flen; /* of its first level */
     uint8_t flags;
-    char level[];
+    char level[]; /* one or more levels, '/'-separated, NUL-terminated (see trie.c) */
 };
 
 struct mqtt_trie {
@@ -89,9 +92,10 @@ static inline uint32_t level_hash(const char *s, size_t len)
     return h | 0x80000000u;
 }
 
+/* Whether the first level of `n` is `s`. */
 static inline bool node_is(const trie_node_t *n, const char *s, size_t len, uint32_t h)
 {
-    return n->hash == h && n->len == len && memcmp(n->level, s, len) == 0;
+    return n->hash == h && n->flen == len && memcmp(n->level, s, len) == 0;
 }
 
 static inline uint32_t *kid_hashes(const kid_block_t *b)
@@ -120,6 +124,24 @@ static inline trie_node_t *kids_find(const trie_node_t *n, const char *s, size_t
     for (uint32_t mask = b->cap - 1, i = h & mask; hashes[i]; i = (i + 1) & mask) {
         if (hashes[i] == h && node_is(b->slot[i], s, len, h)) {
             return b->slot[i];
+        }
+    }
+    return NULL;
+}
+
+/* Iterates over the children: `*pos` starts at 0; NULL at the end. */
+static inline trie_node_t *kids_next(const trie_node_t *n, uint32_t *pos)
+{
+    if (n->nkids <= 1) {
+        return (*pos)++ == 0 && n->nkids == 1 ? n->kids.one : NULL;
+    }
+    if (!(n->flags & NODE_KIDS_TABLE)) {
+        return *pos < n->nkids ? n->kids.block->slot[(*pos)++] : NULL;
+    }
+    while (*pos < n->kids.block->cap) {
+        trie_node_t *c = n->kids.block->slot[(*pos)++];
+        if (c) {
+            return c;
         }
     }
     return NULL;

@@ -105,6 +105,30 @@ static size_t sort_unique(uint64_t *keys, size_t len)
     return out;
 }
 
+/* Whether the levels of `c` after its first one (matched by topic level `at`) match the next topic
+ * levels; if so, *next is the index of the topic level after them. '+' matches any one level. */
+static inline bool tail_matches(const trie_node_t *c, const struct mqtt_trie_level *lv, uint32_t at,
+                                uint32_t nlev, uint32_t *next)
+{
+    size_t i = c->flen;
+
+    at++;
+    while (i < c->len) {
+        size_t b = ++i, n;
+        while (i < c->len && c->level[i] != '/') {
+            i++;
+        }
+        n = i - b;
+        if (at >= nlev || (!(n == 1 && c->level[b] == '+') &&
+                           !(lv[at].len == n && memcmp(lv[at].s, c->level + b, n) == 0))) {
+            return false;
+        }
+        at++;
+    }
+    *next = at;
+    return true;
+}
+
 static int match_walk(const mqtt_trie_t *t, const char *topic, mqtt_trie_scratch_t *s,
                       uint32_t nlev, size_t *ret_len)
 {
@@ -121,6 +145,7 @@ static int match_walk(const mqtt_trie_t *t, const char *topic, mqtt_trie_scratch
         struct mqtt_trie_frame f = s->stack[--sp];
         const struct mqtt_trie_level *lv;
         const trie_node_t *c;
+        uint32_t next;
         bool wild = !(dollar && f.node == t->root); /* §4.7.2: no wildcard first level on '$' */
 
         if (f.level == nlev) {
@@ -133,12 +158,14 @@ static int match_walk(const mqtt_trie_t *t, const char *topic, mqtt_trie_scratch
         if (wild && collect(s, &len, kids_hash(f.node)) != 0) {
             return -ENOMEM;
         }
-        if (wild && (c = kids_plus(f.node)) != NULL) {
-            s->stack[sp++] = (struct mqtt_trie_frame){c, f.level + 1};
+        if (wild && (c = kids_plus(f.node)) != NULL &&
+            tail_matches(c, s->levels, f.level, nlev, &next)) {
+            s->stack[sp++] = (struct mqtt_trie_frame){c, next};
         }
         lv = &s->levels[f.level];
-        if ((c = kids_find(f.node, lv->s, lv->len, lv->hash)) != NULL) {
-            s->stack[sp++] = (struct mqtt_trie_frame){c, f.level + 1};
+        if ((c = kids_find(f.node, lv->s, lv->len, lv->hash)) != NULL &&
+            tail_matches(c, s->levels, f.level, nlev, &next)) {
+            s->stack[sp++] = (struct mqtt_trie_frame){c, next};
         }
     }
     *ret_len = len;
@@ -178,5 +205,58 @@ int mqtt__trie_match(const mqtt_trie_t *t, const char *topic, mqtt_trie_scratch_
     rc = len > INT32_MAX ? INT32_MAX : (int)len;
 out:
     mqtt__trie_scratch_free(&local);
+    return rc;
+}
+
+/* ---- enumeration ----------------------------------------------------------------------------- */
+
+int mqtt__trie_each_filter(const mqtt_trie_t *t, mqtt_trie_filter_fn fn, void *ctx)
+{
+    struct walk {
+        const trie_node_t *n;
+        uint32_t pos; /* of the next child, for kids_next() */
+        size_t tl;    /* length of the filter text down to `n` */
+    } *stack = NULL;
+    size_t cap = 0, sp = 0;
+    char *text = NULL;
+    int rc = 0;
+
+    if (!t) {
+        return -EINVAL;
+    }
+    text = pelix__malloc(MQTT_TOPIC_MAX_LEN + 2);
+    if (!text || pelix__grow((void **)&stack, &cap, 1, sizeof(*stack)) != 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    stack[sp++] = (struct walk){t->root, 0, 0};
+    while (sp > 0) {
+        struct walk *w = &stack[sp - 1];
+        const trie_node_t *c = kids_next(w->n, &w->pos);
+        size_t tl;
+        if (!c) {
+            sp--;
+            continue;
+        }
+        tl = w->n == t->root ? 0 : w->tl + 1;
+        if (tl) {
+            text[w->tl] = '/';
+        }
+        memcpy(text + tl, c->level, (size_t)c->len + 1);
+        tl += c->len;
+        if (c->nkeys > 0) {
+            fn(ctx, text, (c->flags & NODE_TAG_MASK) >> NODE_TAG_SHIFT);
+        }
+        if (c->nkids > 0) {
+            if (pelix__grow((void **)&stack, &cap, sp + 1, sizeof(*stack)) != 0) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            stack[sp++] = (struct walk){c, 0, tl};
+        }
+    }
+out:
+    pelix__free(stack);
+    pelix__free(text);
     return rc;
 }
