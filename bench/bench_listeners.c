@@ -1,8 +1,9 @@
 /*
  * Memory of a listener registration in the MQTT service, all of it: what the service keeps for
- * one `pelix.mqtt.listener` service with one filter (listener record, the filter copies, the
- * subscription count and the trie entry; a listener's queue comes with its first message and is
- * not part of a registration), measured with mallinfo2() (allocated chunk
+ * one `pelix.mqtt.listener` service with one filter (listener record and its filter text, its
+ * entry in the index by service id, the trie entry, which also counts the subscription; a
+ * listener's queue comes with its first message and is not part of a registration), measured
+ * with mallinfo2() (allocated chunk
  * bytes and mmap'ed blocks, malloc's own overhead included).
  *
  * Baseline in the same run: the same N services with the same properties registered under

@@ -1,7 +1,9 @@
 /*
  * Whiteboard listeners: a registry listener follows every `pelix.mqtt.listener` service; its
- * filters go into the topic trie (keyed by service id) and into the subscription counts (one
- * SUBSCRIBE per filter per connection, whatever the number of listeners using it). Received
+ * filters go into the topic trie, keyed by the listener's address (shared subscriptions into a
+ * second trie, as their filter). A filter is subscribed once per connection whatever the number
+ * of listeners using it: a plain filter while it has keys in the trie (its subscribed QoS is the
+ * trie's tag), a shared one while its count in `shares` is positive. Received
  * messages are matched on the network thread and pushed to each matching listener's queue;
  * workers call the listeners.
  *
@@ -20,9 +22,19 @@
 static void listener_unref(listener_t *l)
 {
     if (l && atomic_fetch_sub(&l->refs, 1) == 1) {
-        pelix__free(l->uses); /* empty once detached */
+        pelix__free(l->filters); /* NULL once detached */
         pelix__free(l);
     }
+}
+
+static listener_t *listener_of(close_item_t *item)
+{
+    return (listener_t *)(void *)((char *)item - offsetof(listener_t, u.close_item));
+}
+
+static uint64_t key_of(const listener_t *l)
+{
+    return (uint64_t)(uintptr_t)l;
 }
 
 static void message_unref(message_t *m)
@@ -63,7 +75,7 @@ static void deliver_item(void *ctx, void *item)
 static void release_item(void *item)
 {
     if (*(int *)item == ITEM_CLOSE) {
-        listener_t *l = ((close_item_t *)item)->listener;
+        listener_t *l = listener_of(item);
         mqtt_service_t *s = l->s;
         listener_unref(l);
         pthread_mutex_lock(&s->lmap_lock);
@@ -92,43 +104,75 @@ static void for_connected(mqtt_service_t *s, const char *filter, int qos, bool s
     }
 }
 
-/* One more listener uses `filter`: subscribed on the first. The use, or NULL without memory. */
-static filter_use_t *acquire(mqtt_service_t *s, const char *filter, int qos)
+/* One more use of filter `f` by `l`: into a trie, subscribed on the first use or with a higher
+ * QoS. 0, or -ENOMEM (nothing changed). */
+static int attach_filter(mqtt_service_t *s, listener_t *l, const char *f, int qos)
 {
-    filter_use_t *u = pelix__map_get_str(&s->filters, filter);
+    filter_use_t *u;
+    int prev, rc;
 
-    if (u) {
-        u->count++;
-        if (qos > u->qos) {
-            u->qos = qos;
-            for_connected(s, filter, qos, true);
+    if (mqtt__topic_unshare(f) == f) {
+        rc = mqtt__trie_add_tagged(s->trie, f, key_of(l), (unsigned)qos, &prev);
+        if (rc == 0 && prev < qos) {
+            for_connected(s, f, qos, true);
         }
-        return u;
+        return rc < 0 ? rc : 0;
     }
-    u = pelix__calloc(1, sizeof(*u));
-    if (!u || !(u->filter = pelix__strdup(filter)) ||
-        pelix__map_put_str(&s->filters, u->filter, u) < 0) {
-        if (u) {
-            pelix__free(u->filter);
+    u = pelix__map_get_str(&s->shares, f);
+    if (!u) {
+        size_t len = strlen(f);
+        u = pelix__malloc(sizeof(*u) + len + 1);
+        if (!u) {
+            return -ENOMEM;
         }
-        pelix__free(u);
-        return NULL;
+        memcpy(u->filter, f, len + 1);
+        u->count = 0;
+        u->qos = -1;
+        if (pelix__map_put_str(&s->shares, u->filter, u) < 0) {
+            pelix__free(u);
+            return -ENOMEM;
+        }
     }
-    u->count = 1;
-    u->qos = qos;
-    for_connected(s, filter, qos, true);
-    return u;
+    rc = mqtt__trie_add(s->shared, f, key_of(l));
+    if (rc < 0) {
+        if (u->count == 0) {
+            pelix__map_remove_str(&s->shares, u->filter);
+            pelix__free(u);
+        }
+        return rc;
+    }
+    u->count++;
+    if (qos > u->qos) {
+        u->qos = qos;
+        for_connected(s, f, qos, true);
+    }
+    return 0;
 }
 
-/* One listener less uses it: unsubscribed after the last. */
-static void release(mqtt_service_t *s, filter_use_t *u)
+/* One use less: unsubscribed after the last. */
+static void detach_filter(mqtt_service_t *s, listener_t *l, const char *f)
 {
-    if (--u->count == 0) {
-        pelix__map_remove_str(&s->filters, u->filter);
-        for_connected(s, u->filter, 0, false);
-        pelix__free(u->filter);
+    filter_use_t *u;
+    bool last = false;
+
+    if (mqtt__topic_unshare(f) == f) {
+        if (mqtt__trie_remove_last(s->trie, f, key_of(l), &last) == 0 && last) {
+            for_connected(s, f, 0, false);
+        }
+        return;
+    }
+    mqtt__trie_remove(s->shared, f, key_of(l));
+    u = pelix__map_get_str(&s->shares, f);
+    if (u && --u->count == 0) {
+        pelix__map_remove_str(&s->shares, u->filter);
+        for_connected(s, f, 0, false);
         pelix__free(u);
     }
+}
+
+static void subscribe_one(void *ctx, const char *filter, unsigned qos)
+{
+    mqtt__conn_subscribe(ctx, filter, (int)qos);
 }
 
 void mqtt__listeners_on_connect(mqtt_service_t *s, conn_t *c)
@@ -136,7 +180,11 @@ void mqtt__listeners_on_connect(mqtt_service_t *s, conn_t *c)
     size_t pos = 0;
     void *value;
 
-    while (pelix__map_next(&s->filters, &pos, NULL, NULL, &value)) {
+    if (mqtt__trie_each_filter(s->trie, subscribe_one, c) < 0) {
+        pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
+                   "%s: some topic filters not subscribed: out of memory", c->pid);
+    }
+    while (pelix__map_next(&s->shares, &pos, NULL, NULL, &value)) {
         const filter_use_t *u = value;
         mqtt__conn_subscribe(c, u->filter, u->qos);
     }
@@ -146,26 +194,22 @@ void mqtt__listeners_on_connect(mqtt_service_t *s, conn_t *c)
 
 typedef struct update {
     listener_t *listener; /* referenced */
-    char **filters;       /* as given, owned */
-    size_t nfilters;
-    size_t skipped; /* list items that were not strings */
+    char *filters;        /* as given, each NUL-terminated, then "" (owned; NULL: none) */
     int qos;
 } update_t;
 
 static void update_free(update_t *u)
 {
-    for (size_t i = 0; i < u->nfilters; i++) {
-        pelix__free(u->filters[i]);
-    }
     pelix__free(u->filters);
     listener_unref(u->listener);
     pelix__free(u);
 }
 
-static bool contains(filter_use_t *const *uses, size_t n, const char *f)
+/* Whether the block [begin, end) of NUL-terminated filters holds `f`. */
+static bool contains(const char *begin, const char *end, const char *f)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(uses[i]->filter, f) == 0) {
+    for (const char *p = begin; p < end; p += strlen(p) + 1) {
+        if (strcmp(p, f) == 0) {
             return true;
         }
     }
@@ -173,49 +217,42 @@ static bool contains(filter_use_t *const *uses, size_t n, const char *f)
 }
 
 /* Attaches the new filters first, then detaches the old ones: kept filters are never
- * unsubscribed in between. The listener refers to the shared uses, not to copies. */
-static void apply_filters(mqtt_service_t *s, listener_t *l, char *const *filters, size_t n, int qos)
+ * unsubscribed in between. `filters` (owned, NULL for none) becomes the listener's, reduced in
+ * place to those attached. */
+static void apply_filters(mqtt_service_t *s, listener_t *l, char *filters, int qos)
 {
-    filter_use_t **kept = pelix__calloc(n ? n : 1, sizeof(*kept));
-    size_t nkept = 0;
+    char *out = filters, *next;
 
-    for (size_t i = 0; kept && i < n; i++) {
+    for (char *f = filters; f && *f; f = next) {
         pelix_error_t err = PELIX_ERROR_INIT;
-        const char *f = filters[i];
-        filter_use_t *u;
-        if (contains(kept, nkept, f)) {
+        size_t len = strlen(f);
+        next = f + len + 1;
+        if (contains(filters, out, f)) {
             continue; /* the same filter twice in one listener counts once */
         }
         if (mqtt__topic_check_filter(f, &err) < 0 ||
-            (mosquitto_validate_utf8(f, (int)strlen(f)) != MOSQ_ERR_SUCCESS &&
+            (mosquitto_validate_utf8(f, (int)len) != MOSQ_ERR_SUCCESS &&
              pelix__error(&err, PELIX_E_TOPIC, -1, "control character") < 0)) {
             pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
                        "listener %ld: topic filter '%s' ignored: %s", l->id, f, err.text);
             continue;
         }
-        if (mqtt__trie_add(s->trie, mqtt__topic_unshare(f), (uint64_t)(uintptr_t)l) < 0) {
+        if (attach_filter(s, l, f, qos) < 0) {
             pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
                        "listener %ld: topic filter '%s' ignored: out of memory", l->id, f);
             continue;
         }
-        if (!(u = acquire(s, f, qos))) {
-            mqtt__trie_remove(s->trie, mqtt__topic_unshare(f), (uint64_t)(uintptr_t)l);
-            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
-                       "listener %ld: topic filter '%s' ignored: out of memory", l->id, f);
-            continue;
-        }
-        kept[nkept++] = u;
+        memmove(out, f, len + 1);
+        out += len + 1;
     }
-    if (!kept) {
-        pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE, "listener %ld: out of memory", l->id);
+    if (out) {
+        *out = '\0';
     }
-    for (size_t i = 0; i < l->nuses; i++) {
-        mqtt__trie_remove(s->trie, mqtt__topic_unshare(l->uses[i]->filter), (uint64_t)(uintptr_t)l);
-        release(s, l->uses[i]);
+    for (const char *f = l->filters; f && *f; f += strlen(f) + 1) {
+        detach_filter(s, l, f);
     }
-    pelix__free(l->uses);
-    l->uses = kept;
-    l->nuses = kept ? nkept : 0;
+    pelix__free(l->filters);
+    l->filters = filters;
 }
 
 static void set_cmd(mqtt_service_t *s, void *arg)
@@ -224,34 +261,34 @@ static void set_cmd(mqtt_service_t *s, void *arg)
     listener_t *l = u->listener;
 
     if (!l->attached) {
-        atomic_fetch_add(&l->refs, 1); /* the trie's (its key is the listener) */
+        atomic_fetch_add(&l->refs, 1); /* the tries' (their key is the listener) */
         l->attached = true;
     }
-    apply_filters(s, l, u->filters, u->nfilters, u->qos);
+    apply_filters(s, l, u->filters, u->qos);
+    u->filters = NULL;
     update_free(u);
 }
 
 /* Detaches a listener and queues the closing of its queue behind its messages. */
 static void detach(mqtt_service_t *s, listener_t *l, bool drain)
 {
-    apply_filters(s, l, NULL, 0, 0);
+    apply_filters(s, l, NULL, 0);
     if (l->attached) {
         l->attached = false;
-        listener_unref(l); /* the trie's */
+        listener_unref(l); /* the tries' */
     }
     if (!l->queue) {
         return;
     }
-    l->close_item.kind = ITEM_CLOSE;
-    l->close_item.listener = l;
-    l->close_item.queue = l->queue;
+    l->u.close_item.kind = ITEM_CLOSE;
+    l->u.close_item.queue = l->queue;
     if (!drain) {
         atomic_fetch_add(&l->refs, 1); /* the close item's */
         pthread_mutex_lock(&s->lmap_lock);
         s->closing++;
         pthread_mutex_unlock(&s->lmap_lock);
     }
-    if (drain || mqtt__queue_push_last(l->queue, &l->close_item) < 0) {
+    if (drain || mqtt__queue_push_last(l->queue, &l->u.close_item) < 0) {
         /* Stopping, or no memory to queue it (released already): close from here. */
         mqtt__queue_close(l->queue, drain, 1000);
     }
@@ -267,10 +304,18 @@ static void remove_cmd(mqtt_service_t *s, void *arg)
 
 /* ---- registry events (any thread) ------------------------------------------------------------ */
 
-static int read_topics(const pelix_props_t *props, update_t *u)
+static const pelix_value_t *topic_at(const pelix_value_t *v, size_t i)
+{
+    return pelix_value_type(v) == PELIX_TYPE_STRING ? v : pelix_value_list_at(v, i);
+}
+
+/* The listener's filters as one block; items that are not strings, or empty, are reported and
+ * skipped (the other filters stay). 0, -EINVAL (not a string nor a list) or -ENOMEM. */
+static int read_topics(mqtt_service_t *s, long id, const pelix_props_t *props, update_t *u)
 {
     const pelix_value_t *v = pelix_props_get(props, PELIX_MQTT_TOPICS);
-    size_t n = 0;
+    size_t n = 0, size = 1, skipped = 0;
+    char *out;
 
     if (pelix_value_type(v) == PELIX_TYPE_STRING) {
         n = 1;
@@ -279,22 +324,31 @@ static int read_topics(const pelix_props_t *props, update_t *u)
     } else if (v) {
         return -EINVAL;
     }
-    u->filters = pelix__calloc(n ? n : 1, sizeof(char *));
-    if (!u->filters) {
+    for (size_t i = 0; i < n; i++) {
+        const char *text = pelix_value_string(topic_at(v, i));
+        size += text ? strlen(text) + 1 : 0;
+    }
+    if (!(out = u->filters = pelix__malloc(size))) {
         return -ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        const pelix_value_t *item =
-            n == 1 && pelix_value_type(v) == PELIX_TYPE_STRING ? v : pelix_value_list_at(v, i);
-        const char *text = pelix_value_string(item);
+        const char *text = pelix_value_string(topic_at(v, i));
         if (!text) {
-            u->skipped++; /* reported by the caller; the other filters stay */
-            continue;
+            skipped++;
+        } else if (!*text) {
+            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
+                       "listener %ld: topic filter '' ignored: empty filter", id);
+        } else {
+            size_t len = strlen(text);
+            memcpy(out, text, len + 1);
+            out += len + 1;
         }
-        if (!(u->filters[u->nfilters] = pelix__strdup(text))) {
-            return -ENOMEM;
-        }
-        u->nfilters++;
+    }
+    *out = '\0';
+    if (skipped) {
+        pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
+                   "listener %ld: %zu item(s) of " PELIX_MQTT_TOPICS " ignored: not strings", id,
+                   skipped);
     }
     u->qos = (int)pelix_props_get_long(props, "pelix.mqtt.qos", 0);
     u->qos = u->qos < 0 ? 0 : u->qos > 2 ? 2 : u->qos;
@@ -322,11 +376,11 @@ static void on_listener_event(void *ctx, const pelix_svc_event_t *ev)
 
     if (ev->kind == PELIX_SVC_REGISTERED || ev->kind == PELIX_SVC_MODIFIED) {
         update_t *u = pelix__calloc(1, sizeof(*u));
-        int rc = u ? read_topics(ev->props, u) : -ENOMEM;
+        int rc = u ? read_topics(s, ev->id, ev->props, u) : -ENOMEM;
         pthread_mutex_lock(&s->lmap_lock);
-        l = pelix__map_get_long(&s->lmap, ev->id);
+        l = mqtt__lindex_get(&s->lmap, ev->id);
         if (!l && rc == 0 && (l = listener_new(s, ev->id, ev->svc)) &&
-            pelix__map_put_long(&s->lmap, ev->id, l) < 0) {
+            mqtt__lindex_put(&s->lmap, l) < 0) {
             listener_unref(l); /* no queue yet */
             l = NULL;
             rc = -ENOMEM;
@@ -348,11 +402,6 @@ static void on_listener_event(void *ctx, const pelix_svc_event_t *ev)
             }
             return;
         }
-        if (u->skipped) {
-            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
-                       "listener %ld: %zu item(s) of " PELIX_MQTT_TOPICS " ignored: not strings",
-                       ev->id, u->skipped);
-        }
         u->listener = l;
         if (mqtt__post(s, set_cmd, u, false) < 0) {
             update_free(u);
@@ -361,7 +410,7 @@ static void on_listener_event(void *ctx, const pelix_svc_event_t *ev)
     }
     /* MODIFIED_ENDMATCH cannot happen (no filter); UNREGISTERING: */
     pthread_mutex_lock(&s->lmap_lock);
-    l = pelix__map_remove_long(&s->lmap, ev->id);
+    l = mqtt__lindex_remove(&s->lmap, ev->id);
     pthread_mutex_unlock(&s->lmap_lock);
     if (!l) {
         return;
@@ -374,7 +423,7 @@ static void on_listener_event(void *ctx, const pelix_svc_event_t *ev)
         pthread_cond_wait(&s->calls_cond, &s->calls_lock);
     }
     pthread_mutex_unlock(&s->calls_lock);
-    if (mqtt__post_embedded(s, &l->remove_cmd, remove_cmd, l) < 0) {
+    if (mqtt__post_embedded(s, &l->u.remove_cmd, remove_cmd, l) < 0) {
         listener_unref(l); /* stopping: the shutdown closes its queue */
     }
 }
@@ -388,7 +437,7 @@ int mqtt__listeners_track(mqtt_service_t *s)
 void mqtt__listeners_untrack(mqtt_service_t *s)
 {
     size_t pos = 0;
-    void *value;
+    listener_t *l;
 
     if (s->listener_listener > 0) {
         pelix_registry_remove_listener(s->reg, s->listener_listener);
@@ -396,8 +445,7 @@ void mqtt__listeners_untrack(mqtt_service_t *s)
     }
     /* Network thread stopped (every posted change ran): the listeners still registered are in
      * the map; close them, delivering what is queued (bounded). */
-    while (pelix__map_next(&s->lmap, &pos, NULL, NULL, &value)) {
-        listener_t *l = value;
+    while ((l = mqtt__lindex_next(&s->lmap, &pos)) != NULL) {
         if (l->attached) {
             detach(s, l, true);
         } else if (l->queue) {
@@ -406,7 +454,7 @@ void mqtt__listeners_untrack(mqtt_service_t *s)
         }
         listener_unref(l);
     }
-    pelix__map_clear(&s->lmap);
+    mqtt__lindex_clear(&s->lmap);
     /* Queues closing on the workers (listeners unregistered just before). */
     pthread_mutex_lock(&s->lmap_lock);
     while (s->closing > 0) {
@@ -417,19 +465,41 @@ void mqtt__listeners_untrack(mqtt_service_t *s)
 
 /* ---- received messages (network thread) ------------------------------------------------------ */
 
+static void push_to(mqtt_service_t *s, listener_t *l, message_t *m, size_t bytes)
+{
+    if (!l->queue &&
+        mqtt__queue_new(s->dispatch, s->opts.listener_queue_messages, s->opts.listener_queue_bytes,
+                        MQTT_DROP_NEWEST, deliver_item, release_item, l, &l->queue) < 0) {
+        pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
+                   "listener %ld: message on '%s' dropped: out of memory", l->id, m->m.topic);
+        return;
+    }
+    atomic_fetch_add(&m->refs, 1);
+    mqtt__queue_push(l->queue, m, bytes); /* released by the queue if refused */
+}
+
 void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message *msg)
 {
     size_t tlen, plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, clen = strlen(c->pid);
+    const uint64_t *keys, *shared;
+    size_t n = 0, ns = 0, i = 0, j = 0;
     message_t *m;
-    int n;
+    int rc;
 
     if (!msg->topic) {
         return;
     }
-    n = mqtt__trie_match(s->trie, msg->topic, &s->scratch, NULL, NULL);
-    if (n <= 0) {
+    rc = mqtt__trie_match(s->trie, msg->topic, &s->scratch, NULL, NULL);
+    n = rc > 0 ? (size_t)rc : 0;
+    if (mqtt__trie_size(s->shared) > 0) {
+        rc = mqtt__trie_match(s->shared, msg->topic, &s->shared_scratch, NULL, NULL);
+        ns = rc > 0 ? (size_t)rc : 0;
+    }
+    if (n == 0 && ns == 0) {
         return;
     }
+    keys = s->scratch.keys;
+    shared = s->shared_scratch.keys;
     tlen = strlen(msg->topic);
     m = pelix__malloc(sizeof(*m) + tlen + 1 + plen + 1 + clen + 1);
     if (!m) {
@@ -452,19 +522,18 @@ void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message 
     m->m.retain = msg->retain;
     m->m.dup = false;
     m->m.connection = m->data + tlen + 1 + plen + 1;
-    for (int i = 0; i < n; i++) {
-        listener_t *l = (listener_t *)(uintptr_t)s->scratch.keys[i];
-        if (!l->queue && mqtt__queue_new(s->dispatch, s->opts.listener_queue_messages,
-                                         s->opts.listener_queue_bytes, MQTT_DROP_NEWEST,
-                                         deliver_item, release_item, l, &l->queue) < 0) {
-            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
-                       "listener %ld: message on '%s' dropped: out of memory", l->id, msg->topic);
-            continue;
+    /* Both key lists are ascending and distinct: merge them, a listener in both gets it once. */
+    while (i < n || j < ns) {
+        uint64_t key;
+        if (j == ns || (i < n && keys[i] < shared[j])) {
+            key = keys[i++];
+        } else if (i == n || shared[j] < keys[i]) {
+            key = shared[j++];
+        } else {
+            key = keys[i++];
+            j++;
         }
-        if (l->queue) {
-            atomic_fetch_add(&m->refs, 1);
-            mqtt__queue_push(l->queue, m, plen + tlen); /* released by the queue if refused */
-        }
+        push_to(s, (listener_t *)(uintptr_t)key, m, plen + tlen);
     }
     message_unref(m);
 }

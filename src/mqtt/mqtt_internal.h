@@ -130,33 +130,53 @@ enum { ITEM_MESSAGE = 1, ITEM_CLOSE = 2 };
 typedef struct listener listener_t;
 
 typedef struct close_item {
-    int kind; /* ITEM_CLOSE */
-    listener_t *listener;
+    int kind;            /* ITEM_CLOSE */
     mqtt_queue_t *queue; /* the queue it closes (the listener forgets it when pushing this) */
 } close_item_t;
 
+/*
+ * A whiteboard listener. Sized for 100 000 of them (bench_listeners: at most 256 bytes per
+ * registration plus its filter text, everything counted): its filters are one block of text, its
+ * subscription counts live in the tries, and the storage it needs to be removed is reused.
+ */
 struct listener {
     atomic_int refs;
-    long id; /* service id */
-    mqtt_service_t *s;
-    pelix_mqtt_listener_t *svc;
-    mqtt_queue_t *queue; /* created with its first message (network thread) */
-    close_item_t close_item;
-    command_t remove_cmd; /* posting its removal needs no memory */
     /* under the service's calls_lock: never held while the callback runs */
     bool closed;
     bool in_call;
-    pthread_t calling;
     /* network thread only */
-    struct filter_use **uses; /* its valid filters, distinct, as subscription uses */
-    size_t nuses;
-    bool attached; /* its filters are in the trie, keyed by the listener's address */
+    bool attached; /* its filters are in the tries, keyed by the listener's address */
+    long id;       /* service id */
+    mqtt_service_t *s;
+    pelix_mqtt_listener_t *svc;
+    mqtt_queue_t *queue; /* created with its first message (network thread) */
+    pthread_t calling;   /* under calls_lock, while in_call */
+    char *filters; /* network thread: its valid filters, distinct, each NUL-terminated, then "" */
+    union {
+        command_t remove_cmd;    /* posting its removal needs no memory; read by the loop before
+                                  * it runs the command, which is what fills close_item */
+        close_item_t close_item; /* the item closing its queue */
+    } u;
 };
 
+/* The listeners by service id, for the registry callbacks (listener_index.c; lmap_lock). */
+typedef struct listener_index {
+    listener_t **slots;
+    size_t cap, count;
+} listener_index_t;
+
+listener_t *mqtt__lindex_get(const listener_index_t *ix, long id);
+int mqtt__lindex_put(listener_index_t *ix, listener_t *l); /* 0 or -ENOMEM */
+listener_t *mqtt__lindex_remove(listener_index_t *ix, long id);
+listener_t *mqtt__lindex_next(const listener_index_t *ix, size_t *pos); /* *pos from 0 */
+void mqtt__lindex_clear(listener_index_t *ix);
+
+/* A shared subscription's use count ($share/<group>/<filter> as subscribed); a plain filter's
+ * count is its number of keys in the trie, and its subscribed QoS the trie's tag. */
 typedef struct filter_use {
-    char *filter; /* as subscribed */
-    long count;   /* listeners using it */
-    int qos;      /* subscribed QoS (max of the listeners') */
+    long count; /* listeners using it */
+    int qos;    /* subscribed QoS (max of the listeners') */
+    char filter[];
 } filter_use_t;
 
 /* A received message shared by the listener queues it was pushed to. */
@@ -185,13 +205,14 @@ struct mqtt_service {
     int evfd;
     bool stopping;
     pelix_map_t conns;   /* pid -> conn_t (network thread) */
-    pelix_map_t filters; /* filter -> filter_use_t (network thread) */
-    mqtt_trie_t *trie;
-    mqtt_trie_scratch_t scratch;
+    pelix_map_t shares;  /* $share/<g>/<f> -> filter_use_t (network thread) */
+    mqtt_trie_t *trie;   /* plain filters -> listeners; a filter's keys count its subscription */
+    mqtt_trie_t *shared; /* shared subscriptions (as their filter) -> listeners */
+    mqtt_trie_scratch_t scratch, shared_scratch;
     mqtt_dispatch_t *dispatch;
     /* listeners by service id, for the registry callbacks (any thread) */
     pthread_mutex_t lmap_lock;
-    pelix_map_t lmap;
+    listener_index_t lmap;
     /* listener calls in progress (listener_t.in_call/closed), for unregistration waits */
     pthread_mutex_t calls_lock;
     pthread_cond_t calls_cond;

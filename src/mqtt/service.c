@@ -260,8 +260,7 @@ int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca, const pelix_m
     s->opts.listener_queue_bytes =
         s->opts.listener_queue_bytes ? s->opts.listener_queue_bytes : 64u << 20;
     pelix__map_init_str(&s->conns);
-    pelix__map_init_str(&s->filters);
-    pelix__map_init_long(&s->lmap);
+    pelix__map_init_str(&s->shares);
     pthread_mutex_init(&s->lmap_lock, NULL);
     pthread_mutex_init(&s->calls_lock, NULL);
     pelix__cond_init(&s->calls_cond);
@@ -272,9 +271,12 @@ int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca, const pelix_m
     pthread_mutex_init(&s->cmd_lock, NULL);
     pelix__cond_init(&s->cmd_cond);
     s->scratch = (mqtt_trie_scratch_t)MQTT_TRIE_SCRATCH_INIT;
+    s->shared_scratch = (mqtt_trie_scratch_t)MQTT_TRIE_SCRATCH_INIT;
     pthread_once(&lib_once, lib_init);
     s->trie = mqtt__trie_new();
-    rc = s->trie ? mqtt__dispatch_new(s->opts.dispatch_workers, &s->dispatch) : -ENOMEM;
+    s->shared = mqtt__trie_new();
+    rc =
+        s->trie && s->shared ? mqtt__dispatch_new(s->opts.dispatch_workers, &s->dispatch) : -ENOMEM;
     if (rc == 0) {
         rc = mqtt__loop_start(s);
     }
@@ -347,9 +349,11 @@ pelix_mqtt_t *pelix_mqtt_free(pelix_mqtt_t *m)
     mqtt__listeners_untrack(s);
     mqtt__dispatch_free(s->dispatch);
     mqtt__trie_free(s->trie);
+    mqtt__trie_free(s->shared);
     mqtt__trie_scratch_free(&s->scratch);
+    mqtt__trie_scratch_free(&s->shared_scratch);
     pelix__map_clear(&s->conns);
-    pelix__map_clear(&s->filters);
+    pelix__map_clear(&s->shares);
     pelix__free(s->connected);
     for (size_t i = 0; i < s->nkept; i++) {
         mqtt__conn_unref(s->kept[i]);

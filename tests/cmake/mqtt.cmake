@@ -8,3 +8,5 @@ pelix_unit_test(mqtt_faults MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL 
                 THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
 pelix_unit_test(mqtt_regressions MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
                 THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
+# The listener index of the service (no broker).
+pelix_unit_test(mqtt_lindex MODULES ${PELIX_MQTT_MODULES})

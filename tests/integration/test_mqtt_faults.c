@@ -88,17 +88,21 @@ static void test_broker_started_later(void **st)
     free(pid);
 }
 
-/* 9: the broker restarts: the service goes, comes back, and the subscriptions are restored. */
+/* 9: the broker restarts: the service goes, comes back, and the subscriptions are restored
+ * (plain and shared ones). */
 static void test_broker_restart(void **st)
 {
     state_t *s = *st;
     const char *t[] = {"restart/#"};
+    const char *shared[] = {"$share/g/again/+"};
     s->b[0] = start_broker(0);
     char *pid = mf_create(&s->fx, tb_broker_port(s->b[0]), FAST, NULL);
 
     assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
     mf_listen(&s->fx, &s->l1, t, 1, false, 1);
+    mf_listen(&s->fx, &s->l2, shared, 1, false, 1);
     assert_true(tb_broker_wait_log(s->b[0], "\trestart/# (QoS", 1, MF_WAIT_MS));
+    assert_true(tb_broker_wait_log(s->b[0], "\t$share/g/again/+ (QoS", 1, MF_WAIT_MS));
     publish_from(s->b[0], "restart/1", "before");
     assert_true(mf_listener_wait(&s->l1, "restart/1", 1, MF_WAIT_MS));
 
@@ -109,8 +113,11 @@ static void test_broker_restart(void **st)
     assert_int_equal(mf_count_connections(&s->fx, pid), 1);
     /* Subscribed again on the new connection (the broker kept no session). */
     assert_true(tb_broker_wait_log(s->b[0], "\trestart/# (QoS", 2, MF_WAIT_MS));
+    assert_true(tb_broker_wait_log(s->b[0], "\t$share/g/again/+ (QoS", 2, MF_WAIT_MS));
     publish_from(s->b[0], "restart/2", "after");
     assert_true(mf_listener_wait(&s->l1, "restart/2", 1, MF_WAIT_MS));
+    publish_from(s->b[0], "again/1", "shared");
+    assert_true(mf_listener_wait(&s->l2, "again/1", 1, MF_WAIT_MS));
     free(pid);
 }
 

@@ -243,6 +243,51 @@ static void test_shared_filter_refcount(void **st)
     free(pid);
 }
 
+/* Shared subscriptions: subscribed once as given ("$share/<group>/<filter>"), matched locally on
+ * their filter for every listener using them, beside a plain filter on the same topics; counted
+ * like plain ones. */
+static void test_shared_subscriptions(void **st)
+{
+    state_t *s = *st;
+    const char *shared[] = {"$share/g/sh/+"};
+    const char *both[] = {"$share/g/sh/+", "other/#"};
+    char *pid = mf_create(&s->fx, port_of(s), NULL);
+    mf_listener_t l3 = {0};
+
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    mf_listen(&s->fx, &s->l1, shared, 1, false, -1);
+    mf_listen(&s->fx, &s->l2, both, 2, true, -1);
+    wait_broker_log(s, "SUBSCRIBE", "other/#", 1);
+    wait_broker_log(s, "SUBSCRIBE", "$share/g/sh/+", 1);
+    publish(s, "sh/1", "a", 0);
+    publish(s, "other/1", "b", 0);
+    assert_true(mf_listener_wait(&s->l1, "sh/1", 1, MF_WAIT_MS));
+    assert_true(mf_listener_wait(&s->l2, "sh/1", 1, MF_WAIT_MS));
+    assert_true(mf_listener_wait(&s->l2, "other/1", 1, MF_WAIT_MS));
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(mf_listener_count(&s->l1, NULL), 1);
+    assert_int_equal(mf_listener_count(&s->l2, NULL), 2);
+    assert_int_equal(tb_broker_log_contains(s->broker, "\t$share/g/sh/+ (QoS"), 1);
+
+    /* A plain listener on a filter of the same topics: its own subscription, its own copy. */
+    const char *plain[] = {"sh/+"};
+    mf_listen(&s->fx, &l3, plain, 1, false, -1);
+    wait_broker_log(s, "SUBSCRIBE", "sh/+", 1);
+    publish(s, "sh/2", "c", 0);
+    assert_true(mf_listener_wait(&l3, "sh/2", 1, MF_WAIT_MS));
+    assert_true(mf_listener_wait(&s->l1, "sh/2", 1, MF_WAIT_MS));
+
+    mf_unlisten(&s->l1);
+    mf_unlisten(&l3);
+    wait_broker_log(s, "UNSUBSCRIBE", NULL, 1); /* "sh/+"; the shared one is still used */
+    publish(s, "sh/3", "d", 0);
+    assert_true(mf_listener_wait(&s->l2, "sh/3", 1, MF_WAIT_MS));
+    mf_unlisten(&s->l2);
+    wait_broker_log(s, "UNSUBSCRIBE", NULL, 3); /* then "$share/g/sh/+" and "other/#" */
+    mf_listener_destroy(&l3);
+    free(pid);
+}
+
 /* '$' topics are not matched by leading wildcards; 'sport/#' matches 'sport'. A broker
  * publishing its $SYS topics every second sends one copy of each to the connection (its
  * '$SYS/#' subscription matches, '#' does not): the service must give it to the '$SYS/#'
@@ -465,6 +510,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_topics_list_and_overlap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_filter_refcount, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_subscriptions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dollar_topics_and_parent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos_round_trips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_per_listener, setup, teardown),
