@@ -37,6 +37,7 @@ enum {
     PELIX_E_PID = -1005,     /**< a configuration PID is not acceptable */
     PELIX_E_DELETED = -1006, /**< the configuration was deleted */
     PELIX_E_TOPIC = -1007,   /**< an MQTT topic name or topic filter is not valid */
+    PELIX_E_COMMAND = -1008, /**< a shell command line is not valid */
 };
 
 /** Size of the text of a pelix_error_t, terminating NUL included. */

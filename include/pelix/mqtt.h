@@ -203,6 +203,55 @@ PELIX_API int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca,
  */
 PELIX_API pelix_mqtt_t *pelix_mqtt_free(pelix_mqtt_t *mqtt);
 
+/* ---- visible state --------------------------------------------------------------------------- */
+
+/** One configured connection, as pelix_mqtt_connections() reports it. */
+typedef struct pelix_mqtt_connection_info {
+    char *pid;       /**< its configuration PID */
+    char *host;      /**< broker host */
+    long port;       /**< broker port */
+    char *client_id; /**< the MQTT client id it connects with */
+    /** "connected", "connecting", "backing off" (waiting to retry) or "refused" (waiting to
+     * retry after a CONNACK refusal); static storage */
+    const char *state;
+    uint64_t messages_in;  /**< messages received since the service started */
+    uint64_t messages_out; /**< messages published (accepted by libmosquitto) */
+    char *last_error;      /**< why it is not connected, or "" */
+} pelix_mqtt_connection_info_t;
+
+/**
+ * @brief Lists every configured connection (connected or not), sorted by PID.
+ * Thread-safe; waits for the service's network thread (not from a listener callback of this
+ * service that runs on it: there is none, listeners run on dispatch workers).
+ * @param[out] ret_list owned by the caller (pelix_mqtt_connections_free()); NULL when none.
+ * @return 0, -EINVAL, -ENOMEM, -ESHUTDOWN.
+ */
+PELIX_API int pelix_mqtt_connections(pelix_mqtt_t *mqtt, pelix_mqtt_connection_info_t **ret_list,
+                                     size_t *ret_count);
+
+/** @brief Frees a list from pelix_mqtt_connections() (NULL accepted). */
+PELIX_API void pelix_mqtt_connections_free(pelix_mqtt_connection_info_t *list, size_t count);
+
+/** Counters of the service (pelix_mqtt_stats()). */
+typedef struct pelix_mqtt_stats {
+    size_t connections;        /**< configured */
+    size_t connected;          /**< of which connected */
+    size_t listeners;          /**< registered `pelix.mqtt.listener` services */
+    size_t filters;            /**< distinct topic filters subscribed (on each connection) */
+    uint64_t messages_in;      /**< received, over the current connections */
+    uint64_t messages_out;     /**< published, over the current connections */
+    uint64_t listener_calls;   /**< messages handed to listeners (current listeners) */
+    uint64_t listener_dropped; /**< messages a full listener queue refused (current listeners) */
+    uint64_t listener_queued;  /**< messages waiting in listener queues */
+} pelix_mqtt_stats_t;
+
+/**
+ * @brief Reads the counters. Thread-safe; waits for the network thread like
+ * pelix_mqtt_connections().
+ * @return 0, -EINVAL, -ESHUTDOWN.
+ */
+PELIX_API int pelix_mqtt_stats(pelix_mqtt_t *mqtt, pelix_mqtt_stats_t *ret_stats);
+
 #ifdef __cplusplus
 }
 #endif

@@ -79,6 +79,7 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 {
     conn_t *c = obj;
     (void)mosq;
+    atomic_fetch_add_explicit(&c->msgs_in, 1, memory_order_relaxed);
     mqtt__deliver(c->svc, c, msg);
 }
 
@@ -202,6 +203,7 @@ int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t
             return -EINVAL;
         }
     }
+    atomic_fetch_add_explicit(&c->msgs_out, 1, memory_order_relaxed);
     /* Recorded before the connection can be dropped (drop() takes `lock` first), so that a loss
      * reaches this token; an acknowledgement that came already left an early mark. */
     pthread_mutex_lock(&c->ack_lock);

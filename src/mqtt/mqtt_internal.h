@@ -87,7 +87,8 @@ typedef struct conn {
     bool error_logged;
     int sock; /* registered in epoll, or -1 */
     bool want_write;
-    long service_id; /* registered connection service, or 0 */
+    atomic_uint_fast64_t msgs_in, msgs_out; /* counters (pelix_mqtt_connections) */
+    long service_id;                        /* registered connection service, or 0 */
     pelix_mqtt_connection_t service;
     /* guarded by `lock` (publishers and the network thread; never held inside a libmosquitto
      * callback) */

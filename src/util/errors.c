@@ -26,6 +26,8 @@ const char *pelix_strerror(int code)
         return "configuration deleted";
     case PELIX_E_TOPIC:
         return "invalid MQTT topic or filter";
+    case PELIX_E_COMMAND:
+        return "invalid command line";
     case -EINVAL:
         return "invalid argument";
     case -ENOMEM:

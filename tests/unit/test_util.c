@@ -42,6 +42,7 @@ static void test_strerror(void **state)
                  {PELIX_E_PID, "invalid configuration PID"},
                  {PELIX_E_DELETED, "configuration deleted"},
                  {PELIX_E_TOPIC, "invalid MQTT topic or filter"},
+                 {PELIX_E_COMMAND, "invalid command line"},
                  {-EINVAL, "invalid argument"},
                  {-ENOMEM, "out of memory"},
                  {-ENOENT, "not found"},
@@ -55,7 +56,7 @@ static void test_strerror(void **state)
                  {-EROFS, "read-only file system"},
                  {-ETIMEDOUT, "timed out"},
                  {-ESHUTDOWN, "shut down"}};
-    static const int unknown[] = {1, EINVAL, -EAGAIN, -999, -1008, -123456, INT32_MIN};
+    static const int unknown[] = {1, EINVAL, -EAGAIN, -999, -1009, -123456, INT32_MIN};
     (void)state;
 
     for (size_t i = 0; i < PELIX_ARRAY_SIZE(cases); i++) {
