@@ -154,7 +154,7 @@ static int write_config(const app_broker_t *b, const char *conf)
 /* Starts mosquitto; the broker, or NULL with the reason in `why`. */
 static app_broker_t *start(char *why, size_t size)
 {
-    char exe[512], conf[300], out[300];
+    char exe[256], conf[300], out[300];
     const char *base = getenv("TMPDIR");
     app_broker_t *b = calloc(1, sizeof(*b));
     pid_t parent = getpid();
@@ -245,7 +245,7 @@ app_broker_t *app_embedded_setup(pelix_registry_t *reg, pelix_configadmin_t *ca,
     pelix_error_t err = PELIX_ERROR_INIT;
     size_t count = 0, others = 0;
     app_broker_t *b = NULL;
-    char why[600];
+    char why[1024];
     int rc;
 
     rc = pelix_configadmin_list_configurations(
