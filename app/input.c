@@ -18,8 +18,11 @@
 static pelix_shell_t *tty_shell;
 static bool tty_quit, tty_eof;
 
+/* The command runs with the terminal given back (cooked, no prompt), then the prompt comes back
+ * under its output. */
 static void on_line(char *line)
 {
+    rl_callback_handler_remove();
     if (!line) {
         tty_eof = true;
         return;
@@ -31,6 +34,9 @@ static void on_line(char *line)
         tty_quit = true;
     }
     free(line);
+    if (!tty_quit) {
+        rl_callback_handler_install("pelix> ", on_line);
+    }
 }
 
 /* Completion of the first word: the command names starting with `text`. */
@@ -74,7 +80,6 @@ static app_stop_t run_tty(int stop_fd)
             rl_callback_read_char();
         }
     }
-    rl_callback_handler_remove();
     return tty_quit ? APP_STOP_QUIT : APP_STOP_EOF;
 }
 
