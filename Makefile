@@ -2,11 +2,13 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONF ?= conf
 ARGS ?=
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 RELEASE_DIR := build/release
 TEST_DIR := build/test
 
-.PHONY: all deps build run test valgrind bench format format-check clean
+.PHONY: all deps build run install uninstall test valgrind bench format format-check clean
 
 all: build
 
@@ -19,6 +21,26 @@ build: deps
 
 run: build
 	./$(RELEASE_DIR)/pelix-mqtt --conf $(CONF) $(ARGS)
+
+# The Release build installed under $(PREFIX) (staged under $(DESTDIR) when given): libpelix
+# (shared and static) and its headers, pelix-mqtt and its manual page, pelix.pc for pkg-config, the
+# CMake package Pelix. The loader cache is refreshed when root installs into the system.
+install: deps
+	@cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release -DPELIX_TESTS=OFF \
+		-DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(RELEASE_DIR) -j $(JOBS)
+	DESTDIR="$(DESTDIR)" cmake --install $(RELEASE_DIR)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+# Removes the files of the last `make install` (listed in $(RELEASE_DIR)/install_manifest.txt,
+# under the same DESTDIR) and the folders only pelix has (include/pelix, cmake/Pelix) once empty.
+MANIFEST := $(RELEASE_DIR)/install_manifest.txt
+uninstall:
+	@test -f $(MANIFEST) || { echo "uninstall: no $(MANIFEST): nothing installed by make install" >&2; exit 1; }
+	@sed 's|^|$(DESTDIR)|' $(MANIFEST) | xargs -r -d '\n' rm -fv
+	@sed -n 's|^\(.*/include/pelix\)/[^/]*$$|$(DESTDIR)\1|p; s|^\(.*/cmake/Pelix\)/[^/]*$$|$(DESTDIR)\1|p' \
+		$(MANIFEST) | sort -u | while read -r dir; do [ ! -d "$$dir" ] || rmdir --ignore-fail-on-non-empty "$$dir"; done
+	@rm -f $(MANIFEST)
 
 # ASan+UBSan on every suite, plus a TSan build of the threaded suites, all in one CTest run.
 test: deps
