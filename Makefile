@@ -42,8 +42,9 @@ uninstall:
 		$(MANIFEST) | sort -u | while read -r dir; do [ ! -d "$$dir" ] || rmdir --ignore-fail-on-non-empty "$$dir"; done
 	@rm -f $(MANIFEST)
 
-# ASan+UBSan on every suite, plus a TSan build of the threaded suites, all in one CTest run.
-test: deps
+# The Release build first (what `make run` starts: -O2 finds warnings a Debug build does not),
+# then ASan+UBSan on every suite, plus a TSan build of the threaded suites, all in one CTest run.
+test: build
 	@cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DPELIX_SANITIZE=ON >/dev/null
 	@cmake --build $(TEST_DIR) -j $(JOBS)
 	@cd $(TEST_DIR) && ctest --output-on-failure -j $(JOBS)
