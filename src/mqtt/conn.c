@@ -246,7 +246,7 @@ conn_t *mqtt__conn_new(mqtt_service_t *s, const char *pid, conn_config_t *cfg)
     c->svc = s;
     c->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
-    c->sock = -1;
+    c->sock = c->efd = -1;
     c->state = CONN_BACKOFF;
     c->service.publish = publish_fn;
     c->service.wait_published = wait_fn;

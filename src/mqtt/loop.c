@@ -6,6 +6,7 @@
  * of events being handled, so a later event of the same batch never reaches freed memory.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -121,13 +122,20 @@ static bool run_commands(mqtt_service_t *s)
     return stop;
 }
 
+/*
+ * The socket is watched through a duplicate descriptor of our own: libmosquitto may close its
+ * socket before we unwatch it, and a forked child (the embedded broker) may keep the socket's
+ * open file alive; with its own descriptor the loop can always remove the registration, so no
+ * event ever names a connection that is gone.
+ */
 void mqtt__loop_watch(mqtt_service_t *s, conn_t *c, int sock, bool want_write)
 {
     struct epoll_event ev = {.events = EPOLLIN | (want_write ? EPOLLOUT : 0u), .data.ptr = c};
+    int efd;
 
     if (c->sock == sock) {
         if (c->want_write != want_write) {
-            epoll_ctl(s->epfd, EPOLL_CTL_MOD, sock, &ev);
+            epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->efd, &ev);
             c->want_write = want_write;
         }
         return;
@@ -135,10 +143,17 @@ void mqtt__loop_watch(mqtt_service_t *s, conn_t *c, int sock, bool want_write)
     if (c->sock >= 0) {
         mqtt__loop_unwatch(s, c);
     }
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, sock, &ev) == 0) {
+    efd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (efd < 0) {
+        return;
+    }
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, efd, &ev) == 0) {
         atomic_fetch_add(&c->refs, 1);
         c->sock = sock;
+        c->efd = efd;
         c->want_write = want_write;
+    } else {
+        close(efd);
     }
 }
 
@@ -151,8 +166,9 @@ void mqtt__loop_unwatch(mqtt_service_t *s, conn_t *c)
     if (c->sock < 0) {
         return;
     }
-    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->sock, NULL); /* ENOENT/EBADF if libmosquitto closed it */
-    c->sock = -1;
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->efd, NULL);
+    close(c->efd);
+    c->sock = c->efd = -1;
     if (pelix__grow((void **)&deferred, &capdeferred, ndeferred + 1, sizeof(*deferred)) == 0) {
         deferred[ndeferred++] = c;
     } else {

@@ -85,7 +85,8 @@ typedef struct conn {
     bool just_connected, lost;
     char last_error[160];
     bool error_logged;
-    int sock; /* registered in epoll, or -1 */
+    int sock; /* libmosquitto's socket, watched, or -1 */
+    int efd;  /* our duplicate of it, registered in epoll (see loop.c), or -1 */
     bool want_write;
     atomic_uint_fast64_t msgs_in, msgs_out; /* counters (pelix_mqtt_connections) */
     long service_id;                        /* registered connection service, or 0 */

@@ -3,7 +3,8 @@
  * a second CONNACK registering a second connection service; a connection loss not releasing a
  * publisher that waits for an acknowledgement while holding a use of the service; a listener
  * unregistering itself from its callback while its queue is full blocking the network thread;
- * a client id libmosquitto refuses being retried forever as "out of memory".
+ * a client id libmosquitto refuses being retried forever as "out of memory"; a socket kept open
+ * by a forked child staying in epoll after its connection was freed.
  *
  * The second CONNACK comes from a raw TCP peer of the test (no broker sends one); everything
  * else runs against real mosquitto brokers on loopback.
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -288,6 +290,44 @@ static void test_stop_with_listeners_registered(void **st)
     free(pid);
 }
 
+/* ---- a forked child keeping a connection's socket open ----------------------------------------
+ */
+
+/* A child forked while a connection is up (pelix-mqtt forks its embedded broker) shares the
+ * socket's open file. When the broker goes, libmosquitto closes its descriptor before the service
+ * unwatches the connection: the service must still take the socket out of its epoll (the child
+ * keeps it alive, at end of file, so it would fire for ever), or the events that follow name the
+ * connection freed by the configuration's deletion (a use after free under ASan). */
+static void test_forked_child_keeps_socket(void **st)
+{
+    (void)st;
+    mf_t fx = {0};
+    tb_broker_t *b = tb_broker_start(NULL);
+    pid_t child;
+
+    assert_non_null(b);
+    mf_start(&fx, false);
+    char *pid = mf_create(&fx, tb_broker_port(b), "reconnect_min", "5", NULL);
+    assert_true(mf_wait_connection(&fx, pid, MF_WAIT_MS) > 0);
+    fflush(NULL);
+    child = fork();
+    if (child == 0) {
+        sleep(3);
+        _exit(0);
+    }
+    assert_true(child > 0);
+    assert_int_equal(tb_broker_stop(b), 0);
+    assert_true(mf_wait_no_connection(&fx, pid, MF_WAIT_MS));
+    mf_delete(&fx, pid);
+    usleep(500 * 1000); /* the loop goes on: no event may reach the freed connection */
+    assert_true(mf_log_count(&fx, "connection lost") >= 1);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    mf_free(&fx);
+    tb_broker_free(b);
+    free(pid);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_self_unregistration_with_full_queue),
         cmocka_unit_test(test_client_id_with_control_character),
         cmocka_unit_test(test_stop_with_listeners_registered),
+        cmocka_unit_test(test_forked_child_keeps_socket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
