@@ -23,14 +23,17 @@ typedef struct app_broker app_broker_t;
  * @brief Sets up the embedded default: unless `disabled` or the folder holds an `mqtt.connector`
  * configuration of its own, starts a private mosquitto on a free 127.0.0.1 port (a child that
  * dies with this process) and creates, or updates with the new port, the configuration marked
- * APP_EMBEDDED_PROP; says so on one log line, and waits (up to 5 s) for its connection service in
- * `reg`, so that the first commands find it connected. When not started, removes a stale embedded
- * configuration. Called on the main thread (the child is tied to it).
+ * APP_EMBEDDED_PROP; says so on one log line. When not started, removes a stale embedded
+ * configuration. Called on the main thread (the child is tied to it), before the MQTT service
+ * starts, so that it never tries the port of an earlier run.
  * @return the broker (stop it with app_broker_stop()), or NULL when none was started (the reason
  *         is logged: disabled, other configurations, or mosquitto missing with how to install it).
  */
-app_broker_t *app_embedded_setup(pelix_registry_t *reg, pelix_configadmin_t *ca,
-                                 const pelix_logger_t *log, bool disabled);
+app_broker_t *app_embedded_setup(pelix_configadmin_t *ca, const pelix_logger_t *log, bool disabled);
+
+/** @brief Waits (up to 5 s) until the connection service of the embedded broker's configuration
+ * is in `reg`, so that the first commands find it connected. NULL `b`: returns at once. */
+void app_embedded_wait(pelix_registry_t *reg, const app_broker_t *b);
 
 /** @brief Stops the broker (SIGTERM, then SIGKILL after 2 s), removes its folder, frees it. */
 void app_broker_stop(app_broker_t *b);

@@ -31,6 +31,7 @@ struct app_broker {
     pid_t pid;
     int port;
     char dir[256];
+    char pid_text[256]; /* its configuration's PID */
 };
 
 static long long now_ms(void)
@@ -196,6 +197,17 @@ static app_broker_t *start(char *why, size_t size)
             _exit(127);
         }
         setpgid(0, 0); /* a Ctrl-C on the terminal is for pelix-mqtt, which stops it */
+        /* Not inherited: the signals pelix-mqtt blocks or ignores, its descriptors (sockets of
+         * its connections, the configuration folder's watch). */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        if (close_range(3, ~0U, 0) < 0) {
+            for (int i = 3; i < 1024; i++) {
+                close(i);
+            }
+        }
         execv(exe, argv);
         _exit(127);
     }
@@ -218,14 +230,15 @@ static app_broker_t *start(char *why, size_t size)
     return b;
 }
 
-/* Waits (bounded) until the service of the connection `pid` is registered, so that commands
- * given at start (-c, a piped script) find the embedded broker connected. */
-static void wait_connected(pelix_registry_t *reg, const char *pid)
+void app_embedded_wait(pelix_registry_t *reg, const app_broker_t *b)
 {
     long long deadline = now_ms() + START_WAIT_MS;
     char filter[300];
 
-    snprintf(filter, sizeof(filter), "(" PELIX_MQTT_PROP_ID "=%s)", pid);
+    if (!b) {
+        return;
+    }
+    snprintf(filter, sizeof(filter), "(" PELIX_MQTT_PROP_ID "=%s)", b->pid_text);
     while (now_ms() < deadline) {
         long *ids = NULL;
         size_t n = 0;
@@ -238,8 +251,7 @@ static void wait_connected(pelix_registry_t *reg, const char *pid)
     }
 }
 
-app_broker_t *app_embedded_setup(pelix_registry_t *reg, pelix_configadmin_t *ca,
-                                 const pelix_logger_t *log, bool disabled)
+app_broker_t *app_embedded_setup(pelix_configadmin_t *ca, const pelix_logger_t *log, bool disabled)
 {
     pelix_configuration_t **list = NULL, *own = NULL;
     pelix_error_t err = PELIX_ERROR_INIT;
@@ -308,7 +320,7 @@ app_broker_t *app_embedded_setup(pelix_registry_t *reg, pelix_configadmin_t *ca,
                "embedded broker: mosquitto (pid %d) on 127.0.0.1:%d, configuration %s "
                "(--no-embedded-broker to go without)",
                (int)b->pid, b->port, pelix_configuration_get_pid(own));
-    wait_connected(reg, pelix_configuration_get_pid(own));
+    snprintf(b->pid_text, sizeof(b->pid_text), "%s", pelix_configuration_get_pid(own));
     pelix_configuration_unref(own);
     return b;
 }

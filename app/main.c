@@ -191,6 +191,7 @@ int main(int argc, char **argv)
         free(commands);
         return 1;
     }
+    broker = app_embedded_setup(ca, &opts.logger, no_embedded);
     mqtt_opts.logger = opts.logger;
     rc = pelix_mqtt_new(reg, ca, &mqtt_opts, &mqtt);
     shell_opts.reg = reg;
@@ -203,12 +204,13 @@ int main(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "pelix-mqtt: cannot start: %s\n", pelix_strerror(rc));
         pelix_mqtt_free(mqtt);
+        app_broker_stop(broker);
         pelix_configadmin_free(ca);
         pelix_registry_free(reg);
         free(commands);
         return 1;
     }
-    broker = app_embedded_setup(reg, ca, &opts.logger, no_embedded);
+    app_embedded_wait(reg, broker);
     log_line(NULL, PELIX_LOG_INFO, "pelix-mqtt",
              "started on the configuration folder; type 'help' for the commands");
     for (size_t i = 0; i < ncommands && why != APP_STOP_SIGNAL; i++) {
