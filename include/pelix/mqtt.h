@@ -203,6 +203,15 @@ PELIX_API int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca,
  */
 PELIX_API pelix_mqtt_t *pelix_mqtt_free(pelix_mqtt_t *mqtt);
 
+/**
+ * @brief Waits until the listener changes registered before the call are applied: their
+ * SUBSCRIBE and UNSUBSCRIBE packets are queued on every connected broker, ahead of any message
+ * published after this returns on the same connection (so a listener registered, then a publish
+ * to its topic, hears it). Thread-safe; not from the service's own threads (a listener callback).
+ * @return 0, -EINVAL, -ESHUTDOWN.
+ */
+PELIX_API int pelix_mqtt_sync(pelix_mqtt_t *mqtt);
+
 /* ---- visible state --------------------------------------------------------------------------- */
 
 /** One configured connection, as pelix_mqtt_connections() reports it. */

@@ -1,7 +1,7 @@
 /*
  * The visible state of the service: pelix_mqtt_connections() and pelix_mqtt_stats(), read by a
- * command on the network thread (which owns the connections, the listeners' queues and the
- * tries), while the caller waits.
+ * command on the network thread, and pelix_mqtt_sync() (which owns the connections, the listeners'
+ * queues and the tries), while the caller waits.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -151,4 +151,17 @@ int pelix_mqtt_stats(pelix_mqtt_t *m, pelix_mqtt_stats_t *ret_stats)
     }
     snap.stats = ret_stats;
     return mqtt__post(&m->s, stats_cmd, &snap, true);
+}
+
+static void nothing(mqtt_service_t *s, void *arg)
+{
+    (void)s;
+    (void)arg;
+}
+
+int pelix_mqtt_sync(pelix_mqtt_t *m)
+{
+    /* Listener changes are commands posted, in order, when the registry calls the service: the
+     * network thread ran them once it runs this one. */
+    return m ? mqtt__post(&m->s, nothing, NULL, true) : -EINVAL;
 }

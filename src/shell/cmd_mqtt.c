@@ -288,6 +288,9 @@ int shell__cmd_mqtt_subscribe(pelix_shell_t *sh, const pelix_shell_word_t *w, si
         return shell__fail(sh, w[0].text, rc, "%s", pelix_strerror(rc));
     }
     sh->subs[sh->nsubs++] = sub;
+    if (sh->o.mqtt) {
+        pelix_mqtt_sync(sh->o.mqtt); /* subscribed before a publish that follows */
+    }
     shell__print(sh, "%ld\n", sub->id);
     return 0;
 }

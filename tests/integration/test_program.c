@@ -412,6 +412,27 @@ static void test_embedded_end_to_end(void **st)
     expect_broker_terminated(s);
 }
 
+/* A script that subscribes then publishes at once hears its own message: the subscription is
+ * on the broker before the publish (one publish each, no retry). */
+static void test_subscribe_then_publish(void **st)
+{
+    state_t *s = *st;
+    pp_proc_t *p = start(s, false, NULL);
+    char script[256], seen[64];
+
+    expect_embedded(s, 0);
+    for (int i = 0; i < 10; i++) {
+        size_t m = pp_mark(p, PP_OUT);
+        snprintf(script, sizeof(script), "mqtt.subscribe sync/%d\nmqtt.publish sync/%d now\n", i,
+                 i);
+        pp_send_raw(p, script);
+        snprintf(seen, sizeof(seen), "sync/%d now\n", i);
+        pp_expect(p, PP_OUT, m, seen);
+    }
+    pp_send(p, "quit");
+    expect_exit(p, 0);
+}
+
 /* ---- 2. no orphan broker when the program is killed ----------------------------------------- */
 
 static void test_embedded_sigkill(void **st)
@@ -731,6 +752,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_embedded_end_to_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscribe_then_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_embedded_sigkill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_by_shell, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_folder, setup, teardown),
