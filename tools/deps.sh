@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="build-essential cmake pkg-config clang-format libmosquitto-dev libjansson-dev libcmocka-dev libedit-dev \
-mosquitto mosquitto-clients openssl"
+mosquitto mosquitto-clients openssl groff-base"
 
 missing=""
 for pkg in $PACKAGES; do
