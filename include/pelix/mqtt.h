@@ -9,7 +9,12 @@
  *   `mqtt.connector`: each configuration of that factory PID is one broker connection. Its
  *   properties: `host` (mandatory), `port` (1883), `keepalive` (60 s), `reconnect_min` (1 s),
  *   `reconnect_max` (60 s), `connect_timeout` (10 s), `client_id` (default: derived from the PID,
- *   so stable across restarts and unique per configuration). Values given as strings (shell,
+ *   so stable across restarts and unique per configuration), `username` and `password` (never
+ *   logged nor shown; the configuration file is then 0600), `clean_session` (true), `protocol`
+ *   ("3.1.1", "5" or "3.1"), `max_inflight` (20), and three messages, each `<m>_topic`,
+ *   `<m>_payload`, `<m>_qos` (0), `<m>_retain` (false): `will` (published by the broker when the
+ *   connection is lost), `birth` (published after every connect) and `close` (published before a
+ *   graceful disconnect: configuration deleted, service stopped). Values given as strings (shell,
  *   files) are coerced; a value that cannot be is logged with its reason and makes no connection.
  * - `pelix.mqtt.connection` (pointer: pelix_mqtt_connection_t), one per connected broker, with
  *   the properties `id` (the configuration PID), `host` (string) and `port` (long). Registered
@@ -24,7 +29,9 @@
  * Connections are retried forever after any failure (DNS, TCP, CONNACK refusal, keepalive,
  * server close), the first attempt included, with exponential backoff and jitter between
  * `reconnect_min` and `reconnect_max`; every filter is subscribed again on every connect. A
- * changed host, port, keepalive or client id moves the connection; other changes keep it.
+ * change of the host, port, keepalive, client id, credentials, session, protocol, in-flight
+ * window or will moves the connection (reconnects, the close message first); other changes (the
+ * reconnect bounds, the connect timeout, the birth and close messages) apply to it as it is.
  *
  * Threads: one network thread runs every connection (libmosquitto's external loop over epoll);
  * names are resolved and TCP connects started on short-lived connector threads, each attempt

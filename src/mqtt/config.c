@@ -1,9 +1,11 @@
 /*
  * The configuration of one broker connection: Pelix's `host`, `port` (1883) and `keepalive`
- * (60), plus the reconnect bounds, the connect timeout and the client id. Values given as strings
- * are coerced by the schema; anything else wrong is refused with its reason.
+ * (60), plus the reconnect bounds, the connect timeout, the client id, the credentials, the
+ * session and protocol, the in-flight window, and the will, birth and close messages. Values given
+ * as strings are coerced by the schema; anything else wrong is refused with its reason.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mqtt/mqtt_internal.h"
@@ -16,6 +18,23 @@ const pelix_prop_schema_t mqtt__config_schema[] = {
     {"reconnect_max", PELIX_TYPE_LONG, false, true, 1, 86400},
     {"connect_timeout", PELIX_TYPE_LONG, false, true, 1, 600},
     {"client_id", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"username", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"password", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"clean_session", PELIX_TYPE_BOOL, false, false, 0, 0},
+    {"protocol", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"max_inflight", PELIX_TYPE_LONG, false, true, 1, 65535},
+    {"will_topic", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"will_payload", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"will_qos", PELIX_TYPE_LONG, false, true, 0, 2},
+    {"will_retain", PELIX_TYPE_BOOL, false, false, 0, 0},
+    {"birth_topic", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"birth_payload", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"birth_qos", PELIX_TYPE_LONG, false, true, 0, 2},
+    {"birth_retain", PELIX_TYPE_BOOL, false, false, 0, 0},
+    {"close_topic", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"close_payload", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"close_qos", PELIX_TYPE_LONG, false, true, 0, 2},
+    {"close_retain", PELIX_TYPE_BOOL, false, false, 0, 0},
 };
 const size_t mqtt__config_schema_count = sizeof(mqtt__config_schema) / sizeof(*mqtt__config_schema);
 
@@ -29,6 +48,77 @@ static char *default_client_id(const char *pid)
         h = (h ^ (unsigned char)*p) * 1099511628211ULL;
     }
     return pelix__sprintf("pelix-%016llx", (unsigned long long)h);
+}
+
+/* The `<prefix>_topic/_payload/_qos/_retain` message; 0 or an error with its reason. */
+static int parse_message(const pelix_props_t *typed, const char *prefix, conn_message_t *m,
+                         pelix_error_t *err)
+{
+    pelix_error_t why = PELIX_ERROR_INIT;
+    char key[32];
+    const char *topic, *payload;
+
+    snprintf(key, sizeof(key), "%s_topic", prefix);
+    topic = pelix_props_get_string(typed, key, NULL);
+    snprintf(key, sizeof(key), "%s_payload", prefix);
+    payload = pelix_props_get_string(typed, key, NULL);
+    if (!topic) {
+        return payload ? pelix__error(err, PELIX_E_MISSING, -1, "%s_payload: no %s_topic", prefix,
+                                      prefix)
+                       : 0;
+    }
+    if (mqtt__topic_check_name(topic, &why) < 0) {
+        return pelix__error(err, PELIX_E_RANGE, -1, "%s_topic: %s", prefix, why.text);
+    }
+    snprintf(key, sizeof(key), "%s_qos", prefix);
+    m->qos = (int)pelix_props_get_long(typed, key, 0);
+    snprintf(key, sizeof(key), "%s_retain", prefix);
+    m->retain = pelix_props_get_bool(typed, key, false);
+    m->topic = pelix__strdup(topic);
+    m->payload = pelix__strdup(payload ? payload : "");
+    return m->topic && m->payload ? 0 : pelix__error(err, -ENOMEM, -1, "out of memory");
+}
+
+static void message_clear(conn_message_t *m)
+{
+    pelix__free(m->topic);
+    pelix__free(m->payload);
+    memset(m, 0, sizeof(*m));
+}
+
+/* The remaining settings; 0 or an error with its reason (`c` then cleared by the caller). */
+static int parse_session(const pelix_props_t *typed, conn_config_t *c, pelix_error_t *err)
+{
+    const char *protocol = pelix_props_get_string(typed, "protocol", "3.1.1");
+    const char *user = pelix_props_get_string(typed, "username", NULL);
+    const char *password = pelix_props_get_string(typed, "password", NULL);
+    int rc;
+
+    if (strcmp(protocol, "3.1.1") == 0 || strcmp(protocol, "4") == 0) {
+        c->protocol = MQTT_PROTOCOL_V311;
+    } else if (strcmp(protocol, "5") == 0 || strcmp(protocol, "5.0") == 0) {
+        c->protocol = MQTT_PROTOCOL_V5;
+    } else if (strcmp(protocol, "3.1") == 0 || strcmp(protocol, "3") == 0) {
+        c->protocol = MQTT_PROTOCOL_V31;
+    } else {
+        return pelix__error(err, PELIX_E_RANGE, -1, "protocol: \"%s\" is not 3.1.1, 5 or 3.1",
+                            protocol);
+    }
+    if (password && !user) {
+        return pelix__error(err, PELIX_E_MISSING, -1, "password: no username");
+    }
+    c->clean_session = pelix_props_get_bool(typed, "clean_session", true);
+    c->max_inflight = (long)pelix_props_get_long(typed, "max_inflight", 20);
+    if ((user && !(c->username = pelix__strdup(user))) ||
+        (password && !(c->password = pelix__strdup(password)))) {
+        return pelix__error(err, -ENOMEM, -1, "out of memory");
+    }
+    if ((rc = parse_message(typed, "will", &c->will, err)) < 0 ||
+        (rc = parse_message(typed, "birth", &c->birth, err)) < 0 ||
+        (rc = parse_message(typed, "close", &c->close, err)) < 0) {
+        return rc;
+    }
+    return 0;
 }
 
 int mqtt__config_parse(const char *pid, const pelix_props_t *props, conn_config_t *ret,
@@ -79,10 +169,15 @@ int mqtt__config_parse(const char *pid, const pelix_props_t *props, conn_config_
     }
     c.host = pelix__strdup(host);
     c.client_id = id ? pelix__strdup(id) : default_client_id(pid);
-    pelix_props_free(typed);
     if (!c.host || !c.client_id) {
+        rc = pelix__error(err, -ENOMEM, -1, "out of memory");
+    } else {
+        rc = parse_session(typed, &c, err);
+    }
+    pelix_props_free(typed);
+    if (rc < 0) {
         mqtt__config_clear(&c);
-        return pelix__error(err, -ENOMEM, -1, "out of memory");
+        return rc;
     }
     *ret = c;
     return 0;
@@ -92,11 +187,46 @@ void mqtt__config_clear(conn_config_t *c)
 {
     pelix__free(c->host);
     pelix__free(c->client_id);
+    pelix__free(c->username);
+    if (c->password) {
+        explicit_bzero(c->password, strlen(c->password));
+    }
+    pelix__free(c->password);
+    message_clear(&c->will);
+    message_clear(&c->birth);
+    message_clear(&c->close);
     memset(c, 0, sizeof(*c));
+}
+
+static bool differ(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static bool messages_differ(const conn_message_t *a, const conn_message_t *b)
+{
+    return differ(a->topic, b->topic) || differ(a->payload, b->payload) || a->qos != b->qos ||
+           a->retain != b->retain;
 }
 
 bool mqtt__config_moves(const conn_config_t *a, const conn_config_t *b)
 {
     return strcmp(a->host, b->host) != 0 || a->port != b->port || a->keepalive != b->keepalive ||
-           strcmp(a->client_id, b->client_id) != 0;
+           strcmp(a->client_id, b->client_id) != 0 || differ(a->username, b->username) ||
+           differ(a->password, b->password) || a->clean_session != b->clean_session ||
+           a->protocol != b->protocol || a->max_inflight != b->max_inflight ||
+           messages_differ(&a->will, &b->will);
+}
+
+void mqtt__config_take_live(conn_config_t *to, conn_config_t *from)
+{
+    conn_message_t birth = to->birth, close = to->close;
+
+    to->reconnect_min = from->reconnect_min;
+    to->reconnect_max = from->reconnect_max;
+    to->connect_timeout = from->connect_timeout;
+    to->birth = from->birth;
+    to->close = from->close;
+    from->birth = birth;
+    from->close = close;
 }

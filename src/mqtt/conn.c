@@ -293,6 +293,44 @@ static int64_t backoff_ms(conn_t *c)
     return d < lo ? lo : d;
 }
 
+/* The session settings of a new libmosquitto object; NULL, or what libmosquitto refused. */
+static const char *session_set(struct mosquitto *mosq, const conn_config_t *cfg)
+{
+    const conn_message_t *w = &cfg->will;
+
+    mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, cfg->protocol);
+    if (cfg->username && mosquitto_username_pw_set(mosq, cfg->username, cfg->password) != 0) {
+        return "username or password refused by libmosquitto";
+    }
+    if (mosquitto_max_inflight_messages_set(mosq, (unsigned)cfg->max_inflight) != 0) {
+        return "max_inflight refused by libmosquitto";
+    }
+    if (w->topic && mosquitto_will_set(mosq, w->topic, (int)strlen(w->payload), w->payload, w->qos,
+                                       w->retain) != 0) {
+        return "will refused by libmosquitto";
+    }
+    return NULL;
+}
+
+/* Publishes a configured message (birth, close) on a connected object; logs a failure. */
+static void publish_configured(conn_t *c, struct mosquitto *mosq, const conn_message_t *m,
+                               const char *what)
+{
+    int rc;
+
+    if (!m->topic) {
+        return;
+    }
+    rc = mosquitto_publish(mosq, NULL, m->topic, (int)strlen(m->payload), m->payload, m->qos,
+                           m->retain);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        pelix__log(&c->svc->logger, PELIX_LOG_ERROR, MODULE, "%s: %s message not sent: %s", c->pid,
+                   what, mosquitto_strerror(rc));
+    } else {
+        atomic_fetch_add_explicit(&c->msgs_out, 1, memory_order_relaxed);
+    }
+}
+
 /* Leaves the connected state or an attempt: service gone, socket closed, object destroyed,
  * waiters released; then waits `backoff` (unless closing). Network thread. */
 static void drop(conn_t *c, bool closing)
@@ -334,6 +372,7 @@ static void drop(conn_t *c, bool closing)
     mqtt__loop_unwatch(s, c);
     if (mosq) {
         if (closing && was_connected) {
+            publish_configured(c, mosq, &c->cfg.close, "close");
             mosquitto_disconnect(mosq);
             mosquitto_loop_write(mosq, 1); /* best effort: DISCONNECT, non-blocking */
         }
@@ -378,13 +417,20 @@ static void start_attempt(conn_t *c)
     pthread_t thread;
     int rc = -ENOMEM;
 
+    const char *why = NULL;
+
     if (a && (a->host = pelix__strdup(c->cfg.host)) &&
-        !(a->mosq = mosquitto_new(c->cfg.client_id, true, c))) {
+        !(a->mosq = mosquitto_new(c->cfg.client_id, c->cfg.clean_session, c))) {
         rc = errno == EINVAL ? -EINVAL : -ENOMEM;
+        why = rc == -EINVAL ? "client_id refused by libmosquitto" : NULL;
+    }
+    if (a && a->mosq && (why = session_set(a->mosq, &c->cfg)) != NULL) {
+        rc = -EINVAL;
+        mosquitto_destroy(a->mosq);
+        a->mosq = NULL;
     }
     if (a && a->mosq) {
         mosquitto_threaded_set(a->mosq, true);
-        mosquitto_int_option(a->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
         mosquitto_connect_callback_set(a->mosq, on_connect);
         mosquitto_disconnect_callback_set(a->mosq, on_disconnect);
         mosquitto_message_callback_set(a->mosq, on_message);
@@ -408,7 +454,7 @@ static void start_attempt(conn_t *c)
             attempt_free(a);
         }
         snprintf(c->last_error, sizeof(c->last_error), "cannot start a connection: %s",
-                 rc == -EINVAL ? "client_id refused by libmosquitto" : strerror(-rc));
+                 why ? why : strerror(-rc));
         drop(c, false);
         return;
     }
@@ -469,6 +515,7 @@ static void connected(conn_t *c)
                c->cfg.port);
     c->error_logged = false;
     mqtt__listeners_on_connect(s, c);
+    publish_configured(c, c->mosq, &c->cfg.birth, "birth");
     mqtt__connected(s, c, true);
     if (!props || pelix_props_set_string(props, PELIX_MQTT_PROP_ID, c->pid) < 0 ||
         pelix_props_set_string(props, PELIX_MQTT_PROP_HOST, c->cfg.host) < 0 ||

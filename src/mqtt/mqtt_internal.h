@@ -27,6 +27,15 @@
 
 /* ---- configuration --------------------------------------------------------------------------- */
 
+/* A message of the configuration: the will, the birth (after each connect) and the close (before
+ * a graceful disconnect). No topic: none. */
+typedef struct conn_message {
+    char *topic;
+    char *payload;
+    int qos;
+    bool retain;
+} conn_message_t;
+
 typedef struct conn_config {
     char *host;
     long port;
@@ -35,14 +44,23 @@ typedef struct conn_config {
     long reconnect_max;
     long connect_timeout;
     char *client_id;
+    char *username; /* NULL: none */
+    char *password; /* NULL: none; never logged */
+    bool clean_session;
+    int protocol; /* MQTT_PROTOCOL_V31, V311 or V5 */
+    long max_inflight;
+    conn_message_t will, birth, close;
 } conn_config_t;
 
 /* Parses and checks a configuration (strings coerced); 0, or an error with its reason. */
 int mqtt__config_parse(const char *pid, const pelix_props_t *props, conn_config_t *ret,
                        pelix_error_t *err);
 void mqtt__config_clear(conn_config_t *c);
-/* True if a change from `a` to `b` needs a new connection. */
+/* True if a change from `a` to `b` needs a new connection (not for the reconnect bounds, the
+ * connect timeout, the birth and close messages). */
 bool mqtt__config_moves(const conn_config_t *a, const conn_config_t *b);
+/* Takes the settings of `from` that apply without reconnecting (exchanged: `from` gets the old). */
+void mqtt__config_take_live(conn_config_t *to, conn_config_t *from);
 extern const pelix_prop_schema_t mqtt__config_schema[];
 extern const size_t mqtt__config_schema_count;
 

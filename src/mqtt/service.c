@@ -146,10 +146,8 @@ static void config_apply(mqtt_service_t *s, void *arg)
         mqtt__conn_close(c);
         c = NULL;
     } else if (c) {
-        /* Same broker: keep the connection, take the other settings. */
-        c->cfg.reconnect_min = cmd->cfg.reconnect_min;
-        c->cfg.reconnect_max = cmd->cfg.reconnect_max;
-        c->cfg.connect_timeout = cmd->cfg.connect_timeout;
+        /* Same broker and session: keep the connection, take the other settings. */
+        mqtt__config_take_live(&c->cfg, &cmd->cfg);
     }
     if (!c && !cmd->deleted && !s->stopping) {
         c = mqtt__conn_new(s, cmd->pid, &cmd->cfg);

@@ -1,0 +1,239 @@
+/*
+ * Integration tests of the session settings of a connection against real mosquitto brokers:
+ * credentials (a broker with a password file; a wrong password refused and retried, the password
+ * never in a log line, the configuration file 0600), the birth message after each connect, the
+ * close message before a graceful disconnect (and no will then), the will on a lost connection,
+ * a birth change applied without reconnecting, MQTT 5 and a persistent session, and settings
+ * refused with their reason.
+ */
+// clang-format off
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+// clang-format on
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "integration/broker.h"
+#include "integration/client.h"
+#include "integration/mqtt_fixture.h"
+
+#define PASSWORD "s3cret-Pa55"
+
+typedef struct state {
+    mf_t fx;
+    tb_broker_t *broker;
+    tc_client_t *watcher; /* subscribed to status/# */
+    char dir[64];         /* for the password file */
+} state_t;
+
+static int setup(void **st)
+{
+    state_t *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    mf_start(&s->fx, true);
+    *st = s;
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    state_t *s = *st;
+    if (s->watcher) {
+        tc_disconnect(s->watcher);
+    }
+    mf_free(&s->fx);
+    tb_broker_free(s->broker);
+    if (s->dir[0]) {
+        char path[128];
+        snprintf(path, sizeof(path), "%s/passwd", s->dir);
+        unlink(path);
+        rmdir(s->dir);
+    }
+    free(s);
+    return 0;
+}
+
+static void start_broker(state_t *s, const char *extra)
+{
+    tb_broker_options_t o = {.port = 0, .extra_config = extra};
+    s->broker = tb_broker_start(&o);
+    assert_non_null(s->broker);
+}
+
+static void watch(state_t *s)
+{
+    s->watcher = tc_connect(tb_broker_port(s->broker), "watcher");
+    assert_non_null(s->watcher);
+    assert_int_equal(tc_subscribe(s->watcher, "status/#", 1), 1);
+}
+
+static void expect_message(state_t *s, const char *topic, const char *payload)
+{
+    tc_message_t m;
+    assert_true(tc_wait_message(s->watcher, topic, MF_WAIT_MS, &m));
+    assert_string_equal(m.payload, payload);
+    tc_message_free(&m);
+}
+
+/* ---- credentials ----------------------------------------------------------------------------- */
+
+static void test_credentials(void **st)
+{
+    state_t *s = *st;
+    char cmd[256], extra[256], path[512];
+    struct stat sb;
+
+    snprintf(s->dir, sizeof(s->dir), "/tmp/pelix-pw-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    chmod(s->dir, 0755);
+    snprintf(cmd, sizeof(cmd), "mosquitto_passwd -b -c %s/passwd user %s", s->dir, PASSWORD);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof(path), "%s/passwd", s->dir);
+    chmod(path, 0644);
+    snprintf(extra, sizeof(extra), "allow_anonymous false\npassword_file %s/passwd\n", s->dir);
+    start_broker(s, extra);
+    int port = tb_broker_port(s->broker);
+
+    char *good = mf_create(&s->fx, port, "username", "user", "password", PASSWORD, NULL);
+    char *bad = mf_create(&s->fx, port, "username", "user", "password", "wrong-guess",
+                          "reconnect_min", "1", "reconnect_max", "1", NULL);
+    assert_true(mf_wait_connection(&s->fx, good, MF_WAIT_MS) > 0);
+    assert_true(tb_broker_wait_log(s->broker, "not authorised", 2, MF_WAIT_MS)); /* retried */
+    assert_int_equal(mf_count_connections(&s->fx, bad), 0);
+    assert_true(mf_log_count(&s->fx, "refused") >= 1);
+    /* A password alone is refused with its reason; no connection is made. */
+    char *alone = mf_create(&s->fx, port, "password", PASSWORD, NULL);
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(mf_count_connections(&s->fx, alone), 0);
+    assert_true(mf_log_count(&s->fx, "password: no username") >= 1);
+    /* Never shown: not in a log line, not in a connection service's properties. */
+    assert_int_equal(mf_log_count(&s->fx, PASSWORD), 0);
+    assert_int_equal(mf_log_count(&s->fx, "wrong-guess"), 0);
+    /* Files holding a password are 0600. */
+    snprintf(path, sizeof(path), "%s/%s.config.js", s->fx.folder, good);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    free(good);
+    free(bad);
+    free(alone);
+}
+
+/* ---- birth, close, will ---------------------------------------------------------------------- */
+
+#define MESSAGES                                                                                   \
+    "birth_topic", "status/up", "birth_payload", "online", "birth_qos", "1", "close_topic",        \
+        "status/down", "close_payload", "bye", "close_qos", "1", "will_topic", "status/lost",      \
+        "will_payload", "gone", "will_qos", "1"
+
+static void test_birth_and_close(void **st)
+{
+    state_t *s = *st;
+
+    start_broker(s, NULL);
+    watch(s);
+    char *pid = mf_create(&s->fx, tb_broker_port(s->broker), MESSAGES, NULL);
+    long id = mf_wait_connection(&s->fx, pid, MF_WAIT_MS);
+    assert_true(id > 0);
+    expect_message(s, "status/up", "online");
+    assert_true(tb_broker_wait_log(s->broker, "Will message specified", 1, MF_WAIT_MS));
+
+    /* A new birth payload applies without reconnecting: same service, one CONNECT. */
+    int connects = tb_broker_log_contains(s->broker, "New client connected");
+    mf_update(&s->fx, pid, tb_broker_port(s->broker), MESSAGES, "birth_payload", "online-2", NULL);
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(tb_broker_log_contains(s->broker, "New client connected"), connects);
+    assert_int_equal(mf_wait_connection(&s->fx, pid, MF_WAIT_MS), id);
+
+    /* Deleting it is a graceful stop: the close message, and no will. */
+    mf_delete(&s->fx, pid);
+    expect_message(s, "status/down", "bye");
+    assert_true(mf_wait_no_connection(&s->fx, pid, MF_WAIT_MS));
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(tc_count(s->watcher, "status/lost"), 0);
+    free(pid);
+}
+
+static void test_will_and_birth_again(void **st)
+{
+    state_t *s = *st;
+
+    start_broker(s, NULL);
+    watch(s);
+    char *pid = mf_create(&s->fx, tb_broker_port(s->broker), MESSAGES, "client_id", "twin",
+                          "reconnect_min", "1", "reconnect_max", "1", NULL);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    expect_message(s, "status/up", "online");
+    /* Another client with its id takes the session over: the broker drops the service's
+     * connection without a DISCONNECT and publishes its will; the service connects again (its
+     * birth again), which in turn drops the twin. */
+    tc_client_t *twin = tc_connect(tb_broker_port(s->broker), "twin");
+    assert_non_null(twin);
+    expect_message(s, "status/lost", "gone");
+    expect_message(s, "status/up", "online"); /* the first was consumed above */
+    tc_disconnect(twin);
+    free(pid);
+}
+
+/* ---- protocol and session -------------------------------------------------------------------- */
+
+static void test_protocol_and_session(void **st)
+{
+    state_t *s = *st;
+
+    start_broker(s, NULL);
+    int port = tb_broker_port(s->broker);
+    char *v5 = mf_create(&s->fx, port, "protocol", "5", "client_id", "v5-client", NULL);
+    char *kept = mf_create(&s->fx, port, "clean_session", "false", "client_id", "kept-client",
+                           "max_inflight", "100", NULL);
+    assert_true(mf_wait_connection(&s->fx, v5, MF_WAIT_MS) > 0);
+    assert_true(mf_wait_connection(&s->fx, kept, MF_WAIT_MS) > 0);
+    assert_true(tb_broker_wait_log(s->broker, "as v5-client (p5, c1", 1, MF_WAIT_MS));
+    assert_true(tb_broker_wait_log(s->broker, "as kept-client (p2, c0", 1, MF_WAIT_MS));
+
+    /* Refused with their reason, no connection. */
+    char *bad1 = mf_create(&s->fx, port, "protocol", "6", NULL);
+    char *bad2 = mf_create(&s->fx, port, "will_topic", "a/+", NULL);
+    char *bad3 = mf_create(&s->fx, port, "birth_payload", "x", NULL);
+    usleep(MF_QUIET_MS * 1000);
+    assert_true(mf_log_count(&s->fx, "protocol: \"6\" is not 3.1.1, 5 or 3.1") >= 1);
+    assert_true(mf_log_count(&s->fx, "will_topic:") >= 1);
+    assert_true(mf_log_count(&s->fx, "birth_payload: no birth_topic") >= 1);
+    assert_int_equal(mf_count_connections(&s->fx, bad1) + mf_count_connections(&s->fx, bad2) +
+                         mf_count_connections(&s->fx, bad3),
+                     0);
+    /* Out of its range: the schema refuses the update itself. */
+    pelix_configuration_t *c;
+    pelix_error_t err = PELIX_ERROR_INIT;
+    pelix_props_t *p = pelix_props_new();
+    assert_int_equal(
+        pelix_configadmin_create_factory_configuration(s->fx.ca, PELIX_MQTT_FACTORY_PID, &c, NULL),
+        0);
+    pelix_props_set_string(p, "host", "127.0.0.1");
+    pelix_props_set_string(p, "max_inflight", "0");
+    assert_int_equal(pelix_configuration_update(c, p, &err), PELIX_E_RANGE);
+    assert_non_null(strstr(err.text, "max_inflight"));
+    pelix_configuration_unref(c);
+    free(v5);
+    free(kept);
+    free(bad1);
+    free(bad2);
+    free(bad3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_birth_and_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_will_and_birth_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_protocol_and_session, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
