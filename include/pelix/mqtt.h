@@ -14,8 +14,13 @@
  *   ("3.1.1", "5" or "3.1"), `max_inflight` (20), and three messages, each `<m>_topic`,
  *   `<m>_payload`, `<m>_qos` (0), `<m>_retain` (false): `will` (published by the broker when the
  *   connection is lost), `birth` (published after every connect) and `close` (published before a
- *   graceful disconnect: configuration deleted, service stopped). Values given as strings (shell,
- *   files) are coerced; a value that cannot be is logged with its reason and makes no connection.
+ *   graceful disconnect: configuration deleted, service stopped); TLS with `tls` (true when a
+ *   CA or certificate is given), `tls_ca_file` / `tls_ca_path` (default: the system's
+ *   authorities), `tls_cert_file` + `tls_key_file` (client certificate), `tls_key_password`
+ *   (never logged), `tls_insecure` (false: the host name is verified), `tls_version` ("tlsv1.2",
+ *   the minimum and default, or "tlsv1.3"), `tls_ciphers`, `tls_alpn`. Values given as strings
+ * (shell, files) are coerced; a value that cannot be is logged with its reason and makes no
+ * connection.
  * - `pelix.mqtt.connection` (pointer: pelix_mqtt_connection_t), one per connected broker, with
  *   the properties `id` (the configuration PID), `host` (string) and `port` (long). Registered
  *   when the broker accepted the connection (CONNACK), unregistered when the connection is lost
@@ -30,8 +35,9 @@
  * server close), the first attempt included, with exponential backoff and jitter between
  * `reconnect_min` and `reconnect_max`; every filter is subscribed again on every connect. A
  * change of the host, port, keepalive, client id, credentials, session, protocol, in-flight
- * window or will moves the connection (reconnects, the close message first); other changes (the
- * reconnect bounds, the connect timeout, the birth and close messages) apply to it as it is.
+ * window, will or TLS settings moves the connection (reconnects, the close message first); other
+ * changes (the reconnect bounds, the connect timeout, the birth and close messages) apply to it as
+ * it is.
  *
  * Threads: one network thread runs every connection (libmosquitto's external loop over epoll);
  * names are resolved and TCP connects started on short-lived connector threads, each attempt

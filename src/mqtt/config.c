@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mqtt/mqtt_internal.h"
 
@@ -35,6 +36,16 @@ const pelix_prop_schema_t mqtt__config_schema[] = {
     {"close_payload", PELIX_TYPE_STRING, false, false, 0, 0},
     {"close_qos", PELIX_TYPE_LONG, false, true, 0, 2},
     {"close_retain", PELIX_TYPE_BOOL, false, false, 0, 0},
+    {"tls", PELIX_TYPE_BOOL, false, false, 0, 0},
+    {"tls_ca_file", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"tls_ca_path", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"tls_cert_file", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"tls_key_file", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"tls_key_password", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"tls_insecure", PELIX_TYPE_BOOL, false, false, 0, 0},
+    {"tls_version", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"tls_ciphers", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"tls_alpn", PELIX_TYPE_STRING, false, false, 0, 0},
 };
 const size_t mqtt__config_schema_count = sizeof(mqtt__config_schema) / sizeof(*mqtt__config_schema);
 
@@ -86,6 +97,72 @@ static void message_clear(conn_message_t *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* A copy of the optional string `key` into *ret; with `file`, it must name a readable file (or
+ * folder). 0 or an error with its reason. */
+static int tls_string(const pelix_props_t *typed, const char *key, bool file, char **ret,
+                      pelix_error_t *err)
+{
+    const char *v = pelix_props_get_string(typed, key, NULL);
+
+    if (!v) {
+        return 0;
+    }
+    if (file && access(v, R_OK) < 0) {
+        return pelix__error(err, PELIX_E_RANGE, -1, "%s: %s: %s", key, v, strerror(errno));
+    }
+    *ret = pelix__strdup(v);
+    return *ret ? 0 : pelix__error(err, -ENOMEM, -1, "out of memory");
+}
+
+static int parse_tls(const pelix_props_t *typed, conn_tls_t *t, pelix_error_t *err)
+{
+    int rc;
+
+    if ((rc = tls_string(typed, "tls_ca_file", true, &t->ca_file, err)) < 0 ||
+        (rc = tls_string(typed, "tls_ca_path", true, &t->ca_path, err)) < 0 ||
+        (rc = tls_string(typed, "tls_cert_file", true, &t->cert_file, err)) < 0 ||
+        (rc = tls_string(typed, "tls_key_file", true, &t->key_file, err)) < 0 ||
+        (rc = tls_string(typed, "tls_key_password", false, &t->key_password, err)) < 0 ||
+        (rc = tls_string(typed, "tls_version", false, &t->version, err)) < 0 ||
+        (rc = tls_string(typed, "tls_ciphers", false, &t->ciphers, err)) < 0 ||
+        (rc = tls_string(typed, "tls_alpn", false, &t->alpn, err)) < 0) {
+        return rc;
+    }
+    t->on = pelix_props_get_bool(typed, "tls", t->ca_file || t->ca_path || t->cert_file);
+    t->insecure = pelix_props_get_bool(typed, "tls_insecure", false);
+    if (!t->cert_file != !t->key_file) {
+        return pelix__error(err, PELIX_E_MISSING, -1, "%s: no %s",
+                            t->cert_file ? "tls_cert_file" : "tls_key_file",
+                            t->cert_file ? "tls_key_file" : "tls_cert_file");
+    }
+    if (t->version && strcmp(t->version, "tlsv1.2") != 0 && strcmp(t->version, "tlsv1.3") != 0) {
+        return pelix__error(err, PELIX_E_RANGE, -1,
+                            "tls_version: \"%s\" is not tlsv1.2 or tlsv1.3 (older ones are not "
+                            "offered)",
+                            t->version);
+    }
+    if (t->on && !t->ca_file && !t->ca_path && !(t->ca_path = pelix__strdup("/etc/ssl/certs"))) {
+        return pelix__error(err, -ENOMEM, -1, "out of memory"); /* the system's authorities */
+    }
+    return 0;
+}
+
+static void tls_clear(conn_tls_t *t)
+{
+    if (t->key_password) {
+        explicit_bzero(t->key_password, strlen(t->key_password));
+    }
+    pelix__free(t->ca_file);
+    pelix__free(t->ca_path);
+    pelix__free(t->cert_file);
+    pelix__free(t->key_file);
+    pelix__free(t->key_password);
+    pelix__free(t->version);
+    pelix__free(t->ciphers);
+    pelix__free(t->alpn);
+    memset(t, 0, sizeof(*t));
+}
+
 /* The remaining settings; 0 or an error with its reason (`c` then cleared by the caller). */
 static int parse_session(const pelix_props_t *typed, conn_config_t *c, pelix_error_t *err)
 {
@@ -115,7 +192,8 @@ static int parse_session(const pelix_props_t *typed, conn_config_t *c, pelix_err
     }
     if ((rc = parse_message(typed, "will", &c->will, err)) < 0 ||
         (rc = parse_message(typed, "birth", &c->birth, err)) < 0 ||
-        (rc = parse_message(typed, "close", &c->close, err)) < 0) {
+        (rc = parse_message(typed, "close", &c->close, err)) < 0 ||
+        (rc = parse_tls(typed, &c->tls, err)) < 0) {
         return rc;
     }
     return 0;
@@ -195,12 +273,22 @@ void mqtt__config_clear(conn_config_t *c)
     message_clear(&c->will);
     message_clear(&c->birth);
     message_clear(&c->close);
+    tls_clear(&c->tls);
     memset(c, 0, sizeof(*c));
 }
 
 static bool differ(const char *a, const char *b)
 {
     return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static bool tls_differs(const conn_tls_t *a, const conn_tls_t *b)
+{
+    return a->on != b->on || a->insecure != b->insecure || differ(a->ca_file, b->ca_file) ||
+           differ(a->ca_path, b->ca_path) || differ(a->cert_file, b->cert_file) ||
+           differ(a->key_file, b->key_file) || differ(a->key_password, b->key_password) ||
+           differ(a->version, b->version) || differ(a->ciphers, b->ciphers) ||
+           differ(a->alpn, b->alpn);
 }
 
 static bool messages_differ(const conn_message_t *a, const conn_message_t *b)
@@ -215,7 +303,7 @@ bool mqtt__config_moves(const conn_config_t *a, const conn_config_t *b)
            strcmp(a->client_id, b->client_id) != 0 || differ(a->username, b->username) ||
            differ(a->password, b->password) || a->clean_session != b->clean_session ||
            a->protocol != b->protocol || a->max_inflight != b->max_inflight ||
-           messages_differ(&a->will, &b->will);
+           messages_differ(&a->will, &b->will) || tls_differs(&a->tls, &b->tls);
 }
 
 void mqtt__config_take_live(conn_config_t *to, conn_config_t *from)

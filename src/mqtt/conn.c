@@ -293,10 +293,46 @@ static int64_t backoff_ms(conn_t *c)
     return d < lo ? lo : d;
 }
 
+/* Gives libmosquitto the passphrase of the client key (called on the connector thread; the
+ * configuration of a connection does not change while it exists). */
+static int key_password(char *buf, int size, int rwflag, void *userdata)
+{
+    const conn_t *c = mosquitto_userdata(userdata);
+    const char *pw = c ? c->cfg.tls.key_password : NULL;
+    size_t len = pw ? strlen(pw) : 0;
+
+    (void)rwflag;
+    if (!pw || size <= 0 || len >= (size_t)size) {
+        return 0;
+    }
+    memcpy(buf, pw, len + 1);
+    return (int)len;
+}
+
+static const char *tls_set(struct mosquitto *mosq, const conn_tls_t *t)
+{
+    if (!t->on) {
+        return NULL;
+    }
+    if (mosquitto_tls_set(mosq, t->ca_file, t->ca_path, t->cert_file, t->key_file, key_password) !=
+        0) {
+        return "TLS files refused by libmosquitto";
+    }
+    if (mosquitto_tls_opts_set(mosq, 1, t->version ? t->version : "tlsv1.2", t->ciphers) != 0) {
+        return "tls_version or tls_ciphers refused by libmosquitto";
+    }
+    if (mosquitto_tls_insecure_set(mosq, t->insecure) != 0 ||
+        (t->alpn && mosquitto_string_option(mosq, MOSQ_OPT_TLS_ALPN, t->alpn) != 0)) {
+        return "TLS options refused by libmosquitto";
+    }
+    return NULL;
+}
+
 /* The session settings of a new libmosquitto object; NULL, or what libmosquitto refused. */
 static const char *session_set(struct mosquitto *mosq, const conn_config_t *cfg)
 {
     const conn_message_t *w = &cfg->will;
+    const char *why;
 
     mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, cfg->protocol);
     if (cfg->username && mosquitto_username_pw_set(mosq, cfg->username, cfg->password) != 0) {
@@ -308,6 +344,9 @@ static const char *session_set(struct mosquitto *mosq, const conn_config_t *cfg)
     if (w->topic && mosquitto_will_set(mosq, w->topic, (int)strlen(w->payload), w->payload, w->qos,
                                        w->retain) != 0) {
         return "will refused by libmosquitto";
+    }
+    if ((why = tls_set(mosq, &cfg->tls)) != NULL) {
+        return why;
     }
     return NULL;
 }
@@ -551,18 +590,22 @@ static void after_io(conn_t *c)
 
 void mqtt__conn_io(conn_t *c, uint32_t events)
 {
+    int rc = MOSQ_ERR_SUCCESS, err_no = 0;
+
     if (!c->mosq || (c->state != CONN_WAITING_ACK && c->state != CONN_CONNECTED)) {
         return;
     }
     if (events & (uint32_t)EPOLLOUT) {
-        if (mosquitto_loop_write(c->mosq, 1) != MOSQ_ERR_SUCCESS) {
+        if ((rc = mosquitto_loop_write(c->mosq, 1)) != MOSQ_ERR_SUCCESS) {
+            err_no = errno;
             c->lost = true;
         }
     }
     if (!c->lost && (events & ~(uint32_t)EPOLLOUT)) {
         for (int i = 0; i < 64 && !c->lost; i++) {
             int pending = 0;
-            if (mosquitto_loop_read(c->mosq, 1) != MOSQ_ERR_SUCCESS) {
+            if ((rc = mosquitto_loop_read(c->mosq, 1)) != MOSQ_ERR_SUCCESS) {
+                err_no = errno;
                 c->lost = true;
             } else if (ioctl(mosquitto_socket(c->mosq), FIONREAD, &pending) < 0 || pending <= 0) {
                 break;
@@ -570,7 +613,14 @@ void mqtt__conn_io(conn_t *c, uint32_t events)
         }
     }
     if (c->lost && !c->last_error[0]) {
-        snprintf(c->last_error, sizeof(c->last_error), "connection lost");
+        /* Closed before CONNACK: a TLS verification (certificate, host name) or the broker. */
+        snprintf(c->last_error, sizeof(c->last_error), "%s: %s",
+                 c->state == CONN_WAITING_ACK ? "cannot connect" : "connection lost",
+                 rc == MOSQ_ERR_ERRNO && err_no ? strerror(err_no)
+                 : rc == MOSQ_ERR_CONN_LOST && c->state == CONN_WAITING_ACK
+                     ? "closed during the handshake (TLS verification failed, or the broker "
+                       "closed it)"
+                     : mosquitto_strerror(rc));
     }
     after_io(c);
 }

@@ -36,6 +36,16 @@ typedef struct conn_message {
     bool retain;
 } conn_message_t;
 
+/* TLS settings; `on` false: plain TCP. Paths checked readable when parsed. */
+typedef struct conn_tls {
+    bool on;
+    bool insecure; /* no host name verification */
+    char *ca_file, *ca_path, *cert_file, *key_file;
+    char *key_password; /* never logged */
+    char *version;      /* "tlsv1.2" (the minimum, default) or "tlsv1.3" */
+    char *ciphers, *alpn;
+} conn_tls_t;
+
 typedef struct conn_config {
     char *host;
     long port;
@@ -50,6 +60,7 @@ typedef struct conn_config {
     int protocol; /* MQTT_PROTOCOL_V31, V311 or V5 */
     long max_inflight;
     conn_message_t will, birth, close;
+    conn_tls_t tls;
 } conn_config_t;
 
 /* Parses and checks a configuration (strings coerced); 0, or an error with its reason. */

@@ -12,3 +12,5 @@ pelix_unit_test(mqtt_regressions MODULES ${PELIX_MQTT_MODULES} DIR integration L
 pelix_unit_test(mqtt_lindex MODULES ${PELIX_MQTT_MODULES})
 pelix_unit_test(mqtt_session MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
                 THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
+pelix_unit_test(mqtt_tls MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
+                THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
