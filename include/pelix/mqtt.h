@@ -154,19 +154,27 @@ typedef struct pelix_mqtt_connection {
 
 /** @brief The result of a factory publish on one connection. */
 typedef struct pelix_mqtt_result {
-    char *pid; /**< the configuration PID of the connection */
-    int rc;    /**< 0 or the error of pelix_mqtt_connection_t.publish() */
-    int mid;   /**< message id when rc is 0 */
+    char *pid;   /**< the configuration PID of the connection */
+    int rc;      /**< 0 or the error of pelix_mqtt_connection_t.publish(); -ENOBUFS: its offline
+                  * queue is full (drop_policy "newest"); -ENOTCONN: not connected and not
+                  * queued (QoS 0 without queue_qos0, or max_queued_messages 0) */
+    int mid;     /**< message id when rc is 0 and it was sent */
+    bool queued; /**< rc 0: waiting in the offline queue, sent in order when it connects */
 } pelix_mqtt_result_t;
 
 /**
- * @brief The factory service. `publish` publishes on every connected broker, or only on the
- * connection of configuration `pid` (non-NULL). Thread-safe, never blocks on the network.
+ * @brief The factory service. `publish` publishes on every configured connection, or only on the
+ * connection of configuration `pid` (non-NULL). A connection that is not connected keeps the
+ * message in its bounded offline queue (`max_queued_messages` 1000, `max_queued_bytes` 16 MiB;
+ * QoS 0 only with `queue_qos0`; when full, `drop_policy` "newest" refuses the message, "oldest"
+ * drops the oldest) and sends what it queued, in order, when it connects. Thread-safe, never
+ * blocks on the network.
  * @param[out] ret_results optional: one result per connection tried, an array owned by the
  * caller (free with pelix_mqtt_results_free()); NULL and 0 when none was tried.
- * @return 0 (published on at least one connection), -ENOENT (`pid` is not a connected
- * configuration: Pelix's KeyError), -ENOTCONN (no broker connected), PELIX_E_TOPIC, -EINVAL,
- * -EMSGSIZE, -ENOMEM; when every connection failed, the error of the first.
+ * @return 0 (sent or queued on at least one connection), -ENOENT (`pid` is not a configuration:
+ * Pelix's KeyError), -ENOTCONN (no configuration, or none connected and none queued it),
+ * PELIX_E_TOPIC, -EINVAL, -EMSGSIZE, -ENOBUFS, -ENOMEM; when every connection failed, the error
+ * of the first.
  */
 typedef struct pelix_mqtt_factory {
     int (*publish)(void *handle, const char *topic, const void *payload, size_t len, int qos,
@@ -238,6 +246,8 @@ typedef struct pelix_mqtt_connection_info {
     const char *state;
     uint64_t messages_in;  /**< messages received since the service started */
     uint64_t messages_out; /**< messages published (accepted by libmosquitto) */
+    size_t queued;         /**< messages waiting in its offline queue */
+    uint64_t dropped;      /**< messages its offline queue refused or dropped */
     char *last_error;      /**< why it is not connected, or "" */
 } pelix_mqtt_connection_info_t;
 

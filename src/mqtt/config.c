@@ -36,6 +36,10 @@ const pelix_prop_schema_t mqtt__config_schema[] = {
     {"close_payload", PELIX_TYPE_STRING, false, false, 0, 0},
     {"close_qos", PELIX_TYPE_LONG, false, true, 0, 2},
     {"close_retain", PELIX_TYPE_BOOL, false, false, 0, 0},
+    {"max_queued_messages", PELIX_TYPE_LONG, false, true, 0, 10000000},
+    {"max_queued_bytes", PELIX_TYPE_LONG, false, true, 0, 4294967296.0},
+    {"queue_qos0", PELIX_TYPE_BOOL, false, false, 0, 0},
+    {"drop_policy", PELIX_TYPE_STRING, false, false, 0, 0},
     {"tls", PELIX_TYPE_BOOL, false, false, 0, 0},
     {"tls_ca_file", PELIX_TYPE_STRING, false, false, 0, 0},
     {"tls_ca_path", PELIX_TYPE_STRING, false, false, 0, 0},
@@ -185,6 +189,15 @@ static int parse_session(const pelix_props_t *typed, conn_config_t *c, pelix_err
         return pelix__error(err, PELIX_E_MISSING, -1, "password: no username");
     }
     c->clean_session = pelix_props_get_bool(typed, "clean_session", true);
+    c->max_queued_messages = (long)pelix_props_get_long(typed, "max_queued_messages", 1000);
+    c->max_queued_bytes = (long)pelix_props_get_long(typed, "max_queued_bytes", 16L << 20);
+    c->queue_qos0 = pelix_props_get_bool(typed, "queue_qos0", false);
+    const char *policy = pelix_props_get_string(typed, "drop_policy", "newest");
+    if (strcmp(policy, "newest") != 0 && strcmp(policy, "oldest") != 0) {
+        return pelix__error(err, PELIX_E_RANGE, -1, "drop_policy: \"%s\" is not newest or oldest",
+                            policy);
+    }
+    c->drop_oldest = policy[0] == 'o';
     c->max_inflight = (long)pelix_props_get_long(typed, "max_inflight", 20);
     if ((user && !(c->username = pelix__strdup(user))) ||
         (password && !(c->password = pelix__strdup(password)))) {
@@ -310,6 +323,10 @@ void mqtt__config_take_live(conn_config_t *to, conn_config_t *from)
 {
     conn_message_t birth = to->birth, close = to->close;
 
+    to->max_queued_messages = from->max_queued_messages;
+    to->max_queued_bytes = from->max_queued_bytes;
+    to->queue_qos0 = from->queue_qos0;
+    to->drop_oldest = from->drop_oldest;
     to->reconnect_min = from->reconnect_min;
     to->reconnect_max = from->reconnect_max;
     to->connect_timeout = from->connect_timeout;

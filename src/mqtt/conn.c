@@ -105,7 +105,7 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
 static int publish_fn(void *handle, const char *topic, const void *payload, size_t len, int qos,
                       bool retain, pelix_mqtt_publish_info_t *ret_info)
 {
-    return mqtt__conn_publish(handle, topic, payload, len, qos, retain, ret_info);
+    return mqtt__conn_publish(handle, topic, payload, len, qos, retain, ret_info, NULL);
 }
 
 #define LOST_MAX 4096
@@ -166,7 +166,7 @@ static int wait_fn(void *handle, const pelix_mqtt_publish_info_t *info, long tim
 }
 
 int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t len, int qos,
-                       bool retain, pelix_mqtt_publish_info_t *ret_info)
+                       bool retain, pelix_mqtt_publish_info_t *ret_info, bool *ret_queued)
 {
     uint64_t one = 1;
     int mid = 0, rc;
@@ -183,8 +183,12 @@ int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t
     }
     pthread_mutex_lock(&c->lock);
     if (!c->active) {
+        rc = ret_queued ? mqtt__offline_push(c, topic, payload, len, qos, retain) : -ENOTCONN;
         pthread_mutex_unlock(&c->lock);
-        return -ENOTCONN;
+        if (ret_queued) {
+            *ret_queued = rc == 0;
+        }
+        return rc;
     }
     rc = mosquitto_publish(c->mosq, &mid, topic, (int)len, payload, qos, retain);
     if (rc != MOSQ_ERR_SUCCESS) {
@@ -253,6 +257,7 @@ conn_t *mqtt__conn_new(mqtt_service_t *s, const char *pid, conn_config_t *cfg)
     c->service.handle = c;
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->ack_lock, NULL);
+    mqtt__offline_limits(c, &c->cfg);
     pelix__cond_init(&c->ack_cond);
     pelix__map_init_long(&c->acks_by_mid);
     pelix__map_init_long(&c->acks_pending);
@@ -547,14 +552,17 @@ static void connected(conn_t *c)
     c->state = CONN_CONNECTED;
     c->failures = 0;
     c->next_misc = pelix__now_ms() + 1000;
-    pthread_mutex_lock(&c->lock);
-    c->active = true;
-    pthread_mutex_unlock(&c->lock);
     pelix__log(&s->logger, PELIX_LOG_INFO, MODULE, "%s: connected to %s:%ld", c->pid, c->cfg.host,
                c->cfg.port);
     c->error_logged = false;
+    /* In this order on the wire: the subscriptions, the birth, what was queued while down, then
+     * what publishers send from now on. */
     mqtt__listeners_on_connect(s, c);
     publish_configured(c, c->mosq, &c->cfg.birth, "birth");
+    pthread_mutex_lock(&c->lock);
+    mqtt__offline_flush(c);
+    c->active = true;
+    pthread_mutex_unlock(&c->lock);
     mqtt__connected(s, c, true);
     if (!props || pelix_props_set_string(props, PELIX_MQTT_PROP_ID, c->pid) < 0 ||
         pelix_props_set_string(props, PELIX_MQTT_PROP_HOST, c->cfg.host) < 0 ||
@@ -670,7 +678,17 @@ void mqtt__conn_start(conn_t *c)
 
 void mqtt__conn_close(conn_t *c)
 {
+    size_t dropped;
+
     drop(c, true);
+    pthread_mutex_lock(&c->lock);
+    dropped = mqtt__offline_clear(c);
+    pthread_mutex_unlock(&c->lock);
+    if (dropped) {
+        pelix__log(&c->svc->logger, PELIX_LOG_WARNING, MODULE,
+                   "%s: %zu queued message(s) dropped: the connection is closed", c->pid, dropped);
+    }
+    mqtt__configured(c->svc, c, false);
     mqtt__conn_unref(c);
 }
 

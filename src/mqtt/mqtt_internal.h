@@ -61,6 +61,11 @@ typedef struct conn_config {
     long max_inflight;
     conn_message_t will, birth, close;
     conn_tls_t tls;
+    /* offline queue (offline.c) */
+    long max_queued_messages; /* 0: no queue */
+    long max_queued_bytes;
+    bool queue_qos0;
+    bool drop_oldest; /* drop_policy "oldest"; else the newest is refused */
 } conn_config_t;
 
 /* Parses and checks a configuration (strings coerced); 0, or an error with its reason. */
@@ -99,6 +104,7 @@ typedef enum conn_state {
 } conn_state_t;
 
 typedef struct attempt attempt_t;
+typedef struct queued queued_t;
 
 typedef struct conn {
     atomic_int refs;
@@ -123,8 +129,13 @@ typedef struct conn {
     /* guarded by `lock` (publishers and the network thread; never held inside a libmosquitto
      * callback) */
     pthread_mutex_t lock;
-    struct mosquitto *mosq; /* set while WAITING_ACK or CONNECTED */
-    bool active;            /* CONNECTED: publishers may use mosq */
+    struct mosquitto *mosq;    /* set while WAITING_ACK or CONNECTED */
+    bool active;               /* CONNECTED: publishers may use mosq */
+    queued_t *q_head, *q_tail; /* offline queue (offline.c) */
+    size_t q_count, q_bytes;
+    uint64_t q_dropped;
+    size_t q_max_msgs, q_max_bytes;
+    bool q_qos0, q_drop_oldest;
     /* guarded by `ack_lock` (never held across a libmosquitto call) */
     pthread_mutex_t ack_lock;
     pthread_cond_t ack_cond;
@@ -150,8 +161,19 @@ void mqtt__conn_attempt_done(mqtt_service_t *s, void *attempt);
 /* Subscribes / unsubscribes one filter on a connected connection. */
 void mqtt__conn_subscribe(conn_t *c, const char *filter, int qos);
 void mqtt__conn_unsubscribe(conn_t *c, const char *filter);
+/* Publishes on a connected connection; with `ret_queued` (factory publishes), queues the message
+ * while it is not connected (*ret_queued true). 0, -ENOTCONN, -ENOBUFS (queue full), ... */
 int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t len, int qos,
-                       bool retain, pelix_mqtt_publish_info_t *ret_info);
+                       bool retain, pelix_mqtt_publish_info_t *ret_info, bool *ret_queued);
+
+/* offline.c, under the connection's `lock`: queue (0, -ENOTCONN when not queued, -ENOBUFS,
+ * -ENOMEM); publish them in order (network thread, connected); drop them all (their number);
+ * take the bounds of a configuration. */
+int mqtt__offline_push(conn_t *c, const char *topic, const void *payload, size_t len, int qos,
+                       bool retain);
+void mqtt__offline_flush(conn_t *c);
+size_t mqtt__offline_clear(conn_t *c);
+void mqtt__offline_limits(conn_t *c, const conn_config_t *cfg);
 
 /* ---- listeners and subscriptions ------------------------------------------------------------- */
 
@@ -263,6 +285,8 @@ struct mqtt_service {
     pthread_mutex_t conns_lock;
     conn_t **connected;
     size_t nconnected, capconnected;
+    conn_t **configured; /* every connection, for factory publishes (under conns_lock) */
+    size_t nconfigured, capconfigured;
     conn_t **kept; /* see mqtt__keep (network thread) */
     size_t nkept, capkept;
 };
@@ -293,6 +317,8 @@ void mqtt__listeners_untrack(mqtt_service_t *s);
 
 /* service.c */
 void mqtt__connected(mqtt_service_t *s, conn_t *c, bool up);
+/* Adds or removes a connection of the configured list (referenced while in it). */
+void mqtt__configured(mqtt_service_t *s, conn_t *c, bool add);
 /* Keeps a reference to `c` until the service stops (its service may still be in use). */
 void mqtt__keep(mqtt_service_t *s, conn_t *c);
 

@@ -31,6 +31,29 @@ void mqtt__connected(mqtt_service_t *s, conn_t *c, bool up)
     pthread_mutex_unlock(&s->conns_lock);
 }
 
+void mqtt__configured(mqtt_service_t *s, conn_t *c, bool add)
+{
+    pthread_mutex_lock(&s->conns_lock);
+    for (size_t i = 0; i < s->nconfigured; i++) {
+        if (s->configured[i] == c) {
+            if (!add) {
+                memmove(s->configured + i, s->configured + i + 1,
+                        (s->nconfigured - i - 1) * sizeof(*s->configured));
+                s->nconfigured--;
+                mqtt__conn_unref(c);
+            }
+            pthread_mutex_unlock(&s->conns_lock);
+            return;
+        }
+    }
+    if (add && pelix__grow((void **)&s->configured, &s->capconfigured, s->nconfigured + 1,
+                           sizeof(*s->configured)) == 0) {
+        atomic_fetch_add(&c->refs, 1);
+        s->configured[s->nconfigured++] = c;
+    }
+    pthread_mutex_unlock(&s->conns_lock);
+}
+
 void mqtt__keep(mqtt_service_t *s, conn_t *c)
 {
     if (pelix__grow((void **)&s->kept, &s->capkept, s->nkept + 1, sizeof(*s->kept)) == 0) {
@@ -74,12 +97,13 @@ static int factory_publish(void *handle, const char *topic, const void *payload,
     if (rc < 0) {
         return rc;
     }
+    /* Every configured connection: those not connected queue the message (offline.c). */
     pthread_mutex_lock(&s->conns_lock);
-    targets = pelix__calloc(s->nconnected ? s->nconnected : 1, sizeof(*targets));
-    for (size_t i = 0; targets && i < s->nconnected; i++) {
-        if (!pid || strcmp(s->connected[i]->pid, pid) == 0) {
-            atomic_fetch_add(&s->connected[i]->refs, 1);
-            targets[n++] = s->connected[i];
+    targets = pelix__calloc(s->nconfigured ? s->nconfigured : 1, sizeof(*targets));
+    for (size_t i = 0; targets && i < s->nconfigured; i++) {
+        if (!pid || strcmp(s->configured[i]->pid, pid) == 0) {
+            atomic_fetch_add(&s->configured[i]->refs, 1);
+            targets[n++] = s->configured[i];
         }
     }
     pthread_mutex_unlock(&s->conns_lock);
@@ -95,9 +119,10 @@ static int factory_publish(void *handle, const char *topic, const void *payload,
     }
     for (size_t i = 0; i < n; i++) {
         pelix_mqtt_publish_info_t info = {0};
-        int one = rc == -ENOMEM
-                      ? -ENOMEM
-                      : mqtt__conn_publish(targets[i], topic, payload, len, qos, retain, &info);
+        bool queued = false;
+        int one = rc == -ENOMEM ? -ENOMEM
+                                : mqtt__conn_publish(targets[i], topic, payload, len, qos, retain,
+                                                     &info, &queued);
         if (one == 0) {
             ok++;
         } else if (!first) {
@@ -107,6 +132,7 @@ static int factory_publish(void *handle, const char *topic, const void *payload,
             results[i].pid = pelix__strdup(targets[i]->pid);
             results[i].rc = one;
             results[i].mid = info.mid;
+            results[i].queued = queued;
         }
         mqtt__conn_unref(targets[i]);
     }
@@ -148,6 +174,9 @@ static void config_apply(mqtt_service_t *s, void *arg)
     } else if (c) {
         /* Same broker and session: keep the connection, take the other settings. */
         mqtt__config_take_live(&c->cfg, &cmd->cfg);
+        pthread_mutex_lock(&c->lock);
+        mqtt__offline_limits(c, &c->cfg);
+        pthread_mutex_unlock(&c->lock);
     }
     if (!c && !cmd->deleted && !s->stopping) {
         c = mqtt__conn_new(s, cmd->pid, &cmd->cfg);
@@ -157,6 +186,7 @@ static void config_apply(mqtt_service_t *s, void *arg)
                 mqtt__conn_unref(c);
             }
         } else {
+            mqtt__configured(s, c, true);
             mqtt__conn_start(c);
         }
     }
@@ -353,6 +383,10 @@ pelix_mqtt_t *pelix_mqtt_free(pelix_mqtt_t *m)
     pelix__map_clear(&s->conns);
     pelix__map_clear(&s->shares);
     pelix__free(s->connected);
+    for (size_t i = 0; i < s->nconfigured; i++) {
+        mqtt__conn_unref(s->configured[i]); /* none: each closed connection left the list */
+    }
+    pelix__free(s->configured);
     for (size_t i = 0; i < s->nkept; i++) {
         mqtt__conn_unref(s->kept[i]);
     }

@@ -58,6 +58,10 @@ static void connections_cmd(mqtt_service_t *s, void *arg)
         i->messages_in = atomic_load(&((conn_t *)c)->msgs_in);
         i->messages_out = atomic_load(&((conn_t *)c)->msgs_out);
         i->last_error = pelix__strdup(c->state == CONN_CONNECTED ? "" : c->last_error);
+        pthread_mutex_lock(&((conn_t *)c)->lock);
+        i->queued = c->q_count;
+        i->dropped = c->q_dropped;
+        pthread_mutex_unlock(&((conn_t *)c)->lock);
         if (!i->pid || !i->host || !i->client_id || !i->last_error) {
             snap->rc = -ENOMEM;
         }

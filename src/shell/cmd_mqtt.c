@@ -87,8 +87,8 @@ int shell__cmd_mqtt_connections(pelix_shell_t *sh, const pelix_shell_word_t *w, 
         wid = idlen > wid ? idlen : wid;
         wwhere = where > wwhere ? where : wwhere;
     }
-    shell__print(sh, "%-*s %-*s %-11s %-*s %8s %8s  %s\n", wpid, "PID", wwhere, "HOST:PORT",
-                 "STATE", wid, "CLIENT ID", "IN", "OUT", "LAST ERROR");
+    shell__print(sh, "%-*s %-*s %-11s %-*s %8s %8s %7s %7s  %s\n", wpid, "PID", wwhere, "HOST:PORT",
+                 "STATE", wid, "CLIENT ID", "IN", "OUT", "QUEUED", "DROPPED", "LAST ERROR");
     for (size_t i = 0; i < count; i++) {
         char where[300];
         snprintf(where, sizeof(where), "%s:%ld", list[i].host, list[i].port);
@@ -172,28 +172,33 @@ int shell__cmd_mqtt_publish(pelix_shell_t *sh, const pelix_shell_word_t *w, size
         return shell__fail(sh, w[0].text, rc, "the MQTT service is not running");
     }
     for (size_t i = 0; i < p.count; i++) {
-        if (p.results[i].rc == 0) {
+        if (p.results[i].rc == 0 && p.results[i].queued) {
+            shell__print(sh, "queued for %s (not connected: sent when it connects)\n",
+                         p.results[i].pid);
+        } else if (p.results[i].rc == 0) {
             shell__print(sh, "published to %s (message id %d)\n", p.results[i].pid,
                          p.results[i].mid);
         } else {
-            shell__fail(sh, w[0].text, p.results[i].rc, "%s: %s", p.results[i].pid,
-                        pelix_strerror(p.results[i].rc));
+            const int one = p.results[i].rc;
+            shell__fail(sh, w[0].text, one, "%s: %s", p.results[i].pid,
+                        one == -ENOBUFS    ? "its offline queue is full (see drop_policy)"
+                        : one == -ENOTCONN ? "not connected, and QoS 0 is not queued (queue_qos0)"
+                                           : pelix_strerror(one));
         }
     }
     pelix_mqtt_results_free(p.results, p.count);
+    if (p.count > 0 || p.rc == 0) {
+        return p.rc < 0 ? p.rc : 0; /* each connection said what happened */
+    }
     if (p.rc == -ENOENT) {
-        return shell__fail(sh, w[0].text, p.rc,
-                           "no connected configuration '%s' (see "
-                           "mqtt.connections)",
+        return shell__fail(sh, w[0].text, p.rc, "no configuration '%s' (see mqtt.connections)",
                            p.o.pid);
     }
     if (p.rc == -ENOTCONN) {
-        return shell__fail(sh, w[0].text, p.rc, "no broker connected (see mqtt.connections)");
+        return shell__fail(sh, w[0].text, p.rc,
+                           "no broker configured (see config.create, mqtt.connections)");
     }
-    if (p.rc < 0 && p.count == 0) {
-        return shell__fail(sh, w[0].text, p.rc, "'%s': %s", p.topic, pelix_strerror(p.rc));
-    }
-    return p.rc < 0 ? p.rc : 0;
+    return shell__fail(sh, w[0].text, p.rc, "'%s': %s", p.topic, pelix_strerror(p.rc));
 }
 
 /* ---- mqtt.subscribe, mqtt.unsubscribe -------------------------------------------------------- */

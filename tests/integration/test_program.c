@@ -568,7 +568,7 @@ static void test_bad_input(void **st)
         {"sd 99999", "sd: no service 99999"},
         {"mqtt.publish a/+ x", "mqtt.publish: 'a/+'"},
         {"mqtt.publish a/b x qos=3", "qos: '3' is not 0, 1 or 2"},
-        {"mqtt.publish a/b x pid=nope", "no connected configuration 'nope'"},
+        {"mqtt.publish a/b x pid=nope", "no configuration 'nope'"},
         {"mqtt.subscribe a/#/b", "mqtt.subscribe: 'a/#/b'"},
         {"mqtt.unsubscribe 999", "mqtt.unsubscribe: no listener 999"},
         {"mqtt.unsubscribe abc", "mqtt.unsubscribe: 'abc' is not a listener id"},

@@ -1,0 +1,235 @@
+/*
+ * Integration tests of publishing while a broker is down, against real mosquitto brokers: QoS 1
+ * messages published to all configurations wait in the offline queue of the one that is down and
+ * arrive, in order, once it is back (after its subscriptions); QoS 0 is not queued unless
+ * queue_qos0; a full queue refuses the newest message (-ENOBUFS to the caller) or drops the
+ * oldest, counted either way; a connected configuration beside a down one gets the message at once;
+ * deleting a configuration drops what it queued, logged.
+ */
+// clang-format off
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+// clang-format on
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "integration/broker.h"
+#include "integration/client.h"
+#include "integration/mqtt_fixture.h"
+
+#define FAST "reconnect_min", "1", "reconnect_max", "1", "connect_timeout", "2"
+
+typedef struct state {
+    mf_t fx;
+    tb_broker_t *b[2];
+    mf_listener_t l;
+} state_t;
+
+static int setup(void **st)
+{
+    state_t *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    mf_start(&s->fx, false);
+    *st = s;
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    state_t *s = *st;
+    mf_listener_destroy(&s->l);
+    mf_free(&s->fx);
+    tb_broker_free(s->b[0]);
+    tb_broker_free(s->b[1]);
+    free(s);
+    return 0;
+}
+
+/* Publishes through the factory to every configuration; the result of `pid` in *ret. */
+static int publish_all(state_t *s, const char *topic, int qos, const char *pid,
+                       pelix_mqtt_result_t *ret)
+{
+    pelix_mqtt_factory_t *f = mf_factory(&s->fx);
+    pelix_mqtt_result_t *results = NULL;
+    size_t n = 0;
+    int rc = f->publish(f->handle, topic, topic, strlen(topic), qos, false, NULL, &results, &n);
+
+    memset(ret, 0, sizeof(*ret));
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(results[i].pid, pid) == 0) {
+            *ret = results[i];
+            ret->pid = NULL;
+        }
+    }
+    pelix_mqtt_results_free(results, n);
+    return rc;
+}
+
+/* Stops the broker and waits until the service knows. */
+static void broker_down(state_t *s, const char *pid)
+{
+    assert_int_equal(tb_broker_stop(s->b[0]), 0);
+    assert_true(mf_wait_no_connection(&s->fx, pid, MF_WAIT_MS));
+}
+
+static void expect_in_order(state_t *s, const char *const *topics, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        assert_true(mf_listener_wait(&s->l, topics[i], 1, MF_WAIT_MS));
+    }
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(mf_listener_count(&s->l, NULL), n);
+}
+
+static pelix_mqtt_connection_info_t info_of(state_t *s, const char *pid)
+{
+    pelix_mqtt_connection_info_t *list = NULL, found = {0};
+    size_t n = 0;
+    assert_int_equal(pelix_mqtt_connections(s->fx.mqtt, &list, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(list[i].pid, pid) == 0) {
+            found.queued = list[i].queued;
+            found.dropped = list[i].dropped;
+        }
+    }
+    pelix_mqtt_connections_free(list, n);
+    return found;
+}
+
+static void test_queued_while_down(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"off/#"};
+    const char *order[] = {"off/1", "off/2", "off/3"};
+    pelix_mqtt_result_t r;
+
+    s->b[0] = tb_broker_start(NULL);
+    assert_non_null(s->b[0]);
+    char *pid = mf_create(&s->fx, tb_broker_port(s->b[0]), FAST, NULL);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    mf_listen(&s->fx, &s->l, t, 1, false, 1);
+    assert_true(tb_broker_wait_log(s->b[0], "\toff/# (QoS", 1, MF_WAIT_MS));
+    broker_down(s, pid);
+
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(publish_all(s, order[i], 1, pid, &r), 0);
+        assert_int_equal(r.rc, 0);
+        assert_true(r.queued);
+    }
+    /* QoS 0 is not queued by default: the caller is told. */
+    assert_int_equal(publish_all(s, "off/qos0", 0, pid, &r), -ENOTCONN);
+    assert_int_equal(r.rc, -ENOTCONN);
+    assert_false(r.queued);
+    assert_int_equal(info_of(s, pid).queued, 3);
+
+    /* Back: subscribed again first, then the queue in order. */
+    assert_int_equal(tb_broker_restart(s->b[0]), 0);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    expect_in_order(s, order, 3);
+    assert_int_equal(info_of(s, pid).queued, 0);
+    free(pid);
+}
+
+static void test_bounds_and_policies(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"bound/#"};
+    pelix_mqtt_result_t r;
+    char topic[32];
+
+    s->b[0] = tb_broker_start(NULL);
+    assert_non_null(s->b[0]);
+    char *pid = mf_create(&s->fx, tb_broker_port(s->b[0]), FAST, "max_queued_messages", "3",
+                          "queue_qos0", "true", NULL);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    mf_listen(&s->fx, &s->l, t, 1, false, 1);
+    assert_true(tb_broker_wait_log(s->b[0], "\tbound/# (QoS", 1, MF_WAIT_MS));
+    broker_down(s, pid);
+
+    /* "newest": the fourth and fifth are refused, the caller told. */
+    for (int i = 1; i <= 5; i++) {
+        snprintf(topic, sizeof(topic), "bound/%d", i);
+        publish_all(s, topic, i == 2 ? 0 : 1, pid, &r); /* QoS 0 queued: queue_qos0 */
+        assert_int_equal(r.rc, i <= 3 ? 0 : -ENOBUFS);
+        assert_int_equal(r.queued, i <= 3);
+    }
+    assert_int_equal(info_of(s, pid).dropped, 2);
+
+    /* "oldest" (applied without reconnecting): two more push the two oldest out. */
+    mf_update(&s->fx, pid, tb_broker_port(s->b[0]), FAST, "max_queued_messages", "3", "queue_qos0",
+              "true", "drop_policy", "oldest", NULL);
+    usleep(300 * 1000);
+    for (int i = 6; i <= 7; i++) {
+        snprintf(topic, sizeof(topic), "bound/%d", i);
+        assert_int_equal(publish_all(s, topic, 1, pid, &r), 0);
+        assert_true(r.queued);
+    }
+    pelix_mqtt_connection_info_t info = info_of(s, pid);
+    assert_int_equal(info.queued, 3);
+    assert_int_equal(info.dropped, 4);
+
+    assert_int_equal(tb_broker_restart(s->b[0]), 0);
+    const char *order[] = {"bound/3", "bound/6", "bound/7"};
+    expect_in_order(s, order, 3);
+    free(pid);
+}
+
+static void test_one_up_one_down(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"mixed/#"};
+    pelix_mqtt_result_t up, down;
+
+    s->b[0] = tb_broker_start(NULL);
+    s->b[1] = tb_broker_start(NULL);
+    assert_non_null(s->b[0]);
+    assert_non_null(s->b[1]);
+    char *p0 = mf_create(&s->fx, tb_broker_port(s->b[0]), FAST, NULL);
+    char *p1 = mf_create(&s->fx, tb_broker_port(s->b[1]), FAST, NULL);
+    assert_true(mf_wait_connection(&s->fx, p0, MF_WAIT_MS) > 0);
+    assert_true(mf_wait_connection(&s->fx, p1, MF_WAIT_MS) > 0);
+    mf_listen(&s->fx, &s->l, t, 1, false, 1);
+    assert_true(tb_broker_wait_log(s->b[1], "\tmixed/# (QoS", 1, MF_WAIT_MS));
+    broker_down(s, p0);
+
+    assert_int_equal(publish_all(s, "mixed/1", 1, p1, &up), 0);
+    assert_int_equal(publish_all(s, "mixed/2", 1, p0, &down), 0);
+    assert_int_equal(up.rc, 0);
+    assert_false(up.queued);
+    assert_true(up.mid > 0);
+    assert_int_equal(down.rc, 0);
+    assert_true(down.queued);
+    /* Broker 1 carries both at once; broker 0 gets its queue later. */
+    assert_true(mf_listener_wait(&s->l, "mixed/1", 1, MF_WAIT_MS));
+    assert_true(mf_listener_wait(&s->l, "mixed/2", 1, MF_WAIT_MS));
+    assert_int_equal(tb_broker_restart(s->b[0]), 0);
+    assert_true(mf_listener_wait(&s->l, "mixed/1", 2, MF_WAIT_MS));
+    assert_true(mf_listener_wait(&s->l, "mixed/2", 2, MF_WAIT_MS));
+
+    /* Deleting a configuration drops what it queued, and says so. */
+    broker_down(s, p0);
+    assert_int_equal(publish_all(s, "mixed/3", 1, p0, &down), 0);
+    assert_true(down.queued);
+    mf_delete(&s->fx, p0);
+    assert_true(mf_wait_no_connection(&s->fx, p0, MF_WAIT_MS));
+    usleep(300 * 1000);
+    assert_true(mf_log_count(&s->fx, "1 queued message(s) dropped") >= 1);
+    free(p0);
+    free(p1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_queued_while_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounds_and_policies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_up_one_down, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
