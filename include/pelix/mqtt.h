@@ -74,6 +74,14 @@ extern "C" {
 #define PELIX_MQTT_LISTENER_SPEC "pelix.mqtt.listener"
 /** Listener property: one MQTT topic filter (string) or a list of them. */
 #define PELIX_MQTT_TOPICS "pelix.mqtt.topics"
+/** Listener property: subscription QoS of its filters (0..2, default 0; the maximum over the
+ * listeners of a filter is subscribed). */
+#define PELIX_MQTT_QOS "pelix.mqtt.qos"
+/** Listener property: an LDAP filter on the connection properties (`id`, `host`, `port`), e.g.
+ * `(host=edge-1)`: the listener hears only the connections it matches (its filters are still
+ * subscribed on every connection). A filter that does not parse makes the listener ignored,
+ * with the reason logged. */
+#define PELIX_MQTT_CONNECTION_FILTER "pelix.mqtt.connection.filter"
 
 /** Connection service properties. */
 #define PELIX_MQTT_PROP_ID "id"

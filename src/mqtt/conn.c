@@ -258,6 +258,12 @@ conn_t *mqtt__conn_new(mqtt_service_t *s, const char *pid, conn_config_t *cfg)
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->ack_lock, NULL);
     mqtt__offline_limits(c, &c->cfg);
+    if ((c->props = pelix_props_new()) &&
+        (pelix_props_set_string(c->props, PELIX_MQTT_PROP_ID, c->pid) < 0 ||
+         pelix_props_set_string(c->props, PELIX_MQTT_PROP_HOST, c->cfg.host) < 0 ||
+         pelix_props_set_long(c->props, PELIX_MQTT_PROP_PORT, c->cfg.port) < 0)) {
+        c->props = pelix_props_free(c->props);
+    }
     pelix__cond_init(&c->ack_cond);
     pelix__map_init_long(&c->acks_by_mid);
     pelix__map_init_long(&c->acks_pending);
@@ -269,6 +275,7 @@ void mqtt__conn_unref(conn_t *c)
 {
     if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
         mqtt__config_clear(&c->cfg);
+        pelix_props_free(c->props);
         pelix__map_clear(&c->acks_by_mid);
         pelix__map_clear(&c->acks_pending);
         pelix__map_clear(&c->acks_early);

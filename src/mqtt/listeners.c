@@ -19,10 +19,18 @@
 
 #include "mqtt/mqtt_internal.h"
 
+static void spec_free(lspec_t *spec)
+{
+    if (spec) {
+        pelix_filter_unref(spec->connections);
+        pelix__free(spec);
+    }
+}
+
 static void listener_unref(listener_t *l)
 {
     if (l && atomic_fetch_sub(&l->refs, 1) == 1) {
-        pelix__free(l->filters); /* NULL once detached */
+        spec_free(l->spec); /* NULL once detached */
         pelix__free(l);
     }
 }
@@ -194,13 +202,13 @@ void mqtt__listeners_on_connect(mqtt_service_t *s, conn_t *c)
 
 typedef struct update {
     listener_t *listener; /* referenced */
-    char *filters;        /* as given, each NUL-terminated, then "" (owned; NULL: none) */
+    lspec_t *spec;        /* filters as given, each NUL-terminated, then "" (owned) */
     int qos;
 } update_t;
 
 static void update_free(update_t *u)
 {
-    pelix__free(u->filters);
+    spec_free(u->spec);
     listener_unref(u->listener);
     pelix__free(u);
 }
@@ -217,11 +225,11 @@ static bool contains(const char *begin, const char *end, const char *f)
 }
 
 /* Attaches the new filters first, then detaches the old ones: kept filters are never
- * unsubscribed in between. `filters` (owned, NULL for none) becomes the listener's, reduced in
- * place to those attached. */
-static void apply_filters(mqtt_service_t *s, listener_t *l, char *filters, int qos)
+ * unsubscribed in between. `spec` (owned, NULL for none) becomes the listener's, its filters
+ * reduced in place to those attached. */
+static void apply_filters(mqtt_service_t *s, listener_t *l, lspec_t *spec, int qos)
 {
-    char *out = filters, *next;
+    char *filters = spec ? spec->filters : NULL, *out = filters, *next;
 
     for (char *f = filters; f && *f; f = next) {
         pelix_error_t err = PELIX_ERROR_INIT;
@@ -248,11 +256,11 @@ static void apply_filters(mqtt_service_t *s, listener_t *l, char *filters, int q
     if (out) {
         *out = '\0';
     }
-    for (const char *f = l->filters; f && *f; f += strlen(f) + 1) {
+    for (const char *f = l->spec ? l->spec->filters : NULL; f && *f; f += strlen(f) + 1) {
         detach_filter(s, l, f);
     }
-    pelix__free(l->filters);
-    l->filters = filters;
+    spec_free(l->spec);
+    l->spec = spec;
 }
 
 static void set_cmd(mqtt_service_t *s, void *arg)
@@ -264,8 +272,8 @@ static void set_cmd(mqtt_service_t *s, void *arg)
         atomic_fetch_add(&l->refs, 1); /* the tries' (their key is the listener) */
         l->attached = true;
     }
-    apply_filters(s, l, u->filters, u->qos);
-    u->filters = NULL;
+    apply_filters(s, l, u->spec, u->qos);
+    u->spec = NULL;
     update_free(u);
 }
 
@@ -328,9 +336,10 @@ static int read_topics(mqtt_service_t *s, long id, const pelix_props_t *props, u
         const char *text = pelix_value_string(topic_at(v, i));
         size += text ? strlen(text) + 1 : 0;
     }
-    if (!(out = u->filters = pelix__malloc(size))) {
+    if (!(u->spec = pelix__calloc(1, sizeof(*u->spec) + size))) {
         return -ENOMEM;
     }
+    out = u->spec->filters;
     for (size_t i = 0; i < n; i++) {
         const char *text = pelix_value_string(topic_at(v, i));
         if (!text) {
@@ -350,8 +359,22 @@ static int read_topics(mqtt_service_t *s, long id, const pelix_props_t *props, u
                    "listener %ld: %zu item(s) of " PELIX_MQTT_TOPICS " ignored: not strings", id,
                    skipped);
     }
-    u->qos = (int)pelix_props_get_long(props, "pelix.mqtt.qos", 0);
+    u->qos = (int)pelix_props_get_long(props, PELIX_MQTT_QOS, 0);
     u->qos = u->qos < 0 ? 0 : u->qos > 2 ? 2 : u->qos;
+    v = pelix_props_get(props, PELIX_MQTT_CONNECTION_FILTER);
+    if (v) {
+        pelix_error_t err = PELIX_ERROR_INIT;
+        int rc = pelix_value_type(v) == PELIX_TYPE_STRING
+                     ? pelix_filter_parse(pelix_value_string(v), &u->spec->connections, &err)
+                     : pelix__error(&err, PELIX_E_FILTER_SYNTAX, -1, "not a string");
+        if (rc < 0) {
+            /* Hearing every broker instead of some would be worse than hearing none. */
+            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
+                       "listener %ld ignored: " PELIX_MQTT_CONNECTION_FILTER ": %s", id,
+                       rc == -ENOMEM ? "out of memory" : err.text);
+            return PELIX_E_FILTER_SYNTAX;
+        }
+    }
     return 0;
 }
 
@@ -393,9 +416,12 @@ static void on_listener_event(void *ctx, const pelix_svc_event_t *ev)
             rc = -ENOMEM;
         }
         if (rc < 0) {
-            pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE, "listener %ld ignored: %s", ev->id,
-                       rc == -EINVAL ? PELIX_MQTT_TOPICS " must be a string or a list of strings"
-                                     : "out of memory");
+            if (rc != PELIX_E_FILTER_SYNTAX) { /* that one is reported already */
+                pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE, "listener %ld ignored: %s", ev->id,
+                           rc == -EINVAL ? PELIX_MQTT_TOPICS
+                               " must be a string or a list of strings"
+                                         : "out of memory");
+            }
             if (u) {
                 u->listener = l;
                 update_free(u);
@@ -533,7 +559,12 @@ void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message 
             key = keys[i++];
             j++;
         }
-        push_to(s, (listener_t *)(uintptr_t)key, m, plen + tlen);
+        listener_t *l = (listener_t *)(uintptr_t)key;
+        if (l->spec && l->spec->connections &&
+            (!c->props || !pelix_filter_match(l->spec->connections, c->props))) {
+            continue; /* not one of its connections */
+        }
+        push_to(s, l, m, plen + tlen);
     }
     message_unref(m);
 }

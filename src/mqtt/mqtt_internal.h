@@ -125,6 +125,7 @@ typedef struct conn {
     bool want_write;
     atomic_uint_fast64_t msgs_in, msgs_out; /* counters (pelix_mqtt_connections) */
     long service_id;                        /* registered connection service, or 0 */
+    pelix_props_t *props; /* id, host, port: for listeners' connection filters (immutable) */
     pelix_mqtt_connection_t service;
     /* guarded by `lock` (publishers and the network thread; never held inside a libmosquitto
      * callback) */
@@ -204,13 +205,19 @@ struct listener {
     pelix_mqtt_listener_t *svc;
     mqtt_queue_t *queue; /* created with its first message (network thread) */
     pthread_t calling;   /* under calls_lock, while in_call */
-    char *filters; /* network thread: its valid filters, distinct, each NUL-terminated, then "" */
+    struct lspec *spec;  /* network thread: what it listens to (NULL once detached) */
     union {
         command_t remove_cmd;    /* posting its removal needs no memory; read by the loop before
                                   * it runs the command, which is what fills close_item */
         close_item_t close_item; /* the item closing its queue */
     } u;
 };
+
+/* What a listener listens to: one allocation. */
+typedef struct lspec {
+    pelix_filter_t *connections; /* pelix.mqtt.connection.filter, or NULL: every connection */
+    char filters[];              /* its valid filters, distinct, each NUL-terminated, then "" */
+} lspec_t;
 
 /* The listeners by service id, for the registry callbacks (listener_index.c; lmap_lock). */
 typedef struct listener_index {

@@ -280,7 +280,7 @@ int shell__cmd_mqtt_subscribe(pelix_shell_t *sh, const pelix_shell_word_t *w, si
         rc = pelix_props_set(p, PELIX_MQTT_TOPICS, list);
     }
     if (rc == 0) {
-        rc = pelix_props_set_long(p, "pelix.mqtt.qos", o.qos);
+        rc = pelix_props_set_long(p, PELIX_MQTT_QOS, o.qos);
     }
     pelix_value_free(list);
     if (rc == 0) {

@@ -330,7 +330,11 @@ void mf_listen(mf_t *fx, mf_listener_t *l, const char *const *topics, size_t cou
     l->svc.handle_mqtt_message = on_message;
     l->svc.handle = l;
     if (qos >= 0) {
-        assert_int_equal(pelix_props_set_long(p, "pelix.mqtt.qos", qos), 0);
+        assert_int_equal(pelix_props_set_long(p, PELIX_MQTT_QOS, qos), 0);
+    }
+    if (l->connections) {
+        assert_int_equal(pelix_props_set_string(p, PELIX_MQTT_CONNECTION_FILTER, l->connections),
+                         0);
     }
     assert_int_equal(pelix_registry_register(fx->reg, spec, 1, &l->svc, p, &l->id), 0);
 }

@@ -88,6 +88,7 @@ typedef struct mf_listener {
     long id;        /* service id, 0 when not registered */
     mf_t *fx;
     bool hold; /* while true, a call waits (at most MF_WAIT_MS * 3) before recording */
+    const char *connections; /* set before mf_listen: its pelix.mqtt.connection.filter */
 } mf_listener_t;
 
 /* Holds or releases the calls of a listener (a slow listener). */

@@ -288,6 +288,49 @@ static void test_shared_subscriptions(void **st)
     free(pid);
 }
 
+/* A listener with a connection filter hears only the connections it matches; one whose filter
+ * does not parse is ignored, with the reason. */
+static void test_connection_filter(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"cf/#"};
+    tb_broker_t *other = tb_broker_start(NULL);
+    assert_non_null(other);
+    char *p1 = mf_create(&s->fx, port_of(s), NULL);
+    char *p2 = mf_create(&s->fx, tb_broker_port(other), NULL);
+    mf_listener_t bad = {0};
+    char filter[64];
+
+    assert_true(mf_wait_connection(&s->fx, p1, MF_WAIT_MS) > 0);
+    assert_true(mf_wait_connection(&s->fx, p2, MF_WAIT_MS) > 0);
+    snprintf(filter, sizeof(filter), "(&(host=127.0.0.1)(port=%d))", tb_broker_port(other));
+    s->l1.connections = filter;
+    mf_listen(&s->fx, &s->l1, t, 1, false, -1);
+    mf_listen(&s->fx, &s->l2, t, 1, false, -1);
+    bad.connections = "(port=";
+    mf_listen(&s->fx, &bad, t, 1, false, -1);
+    assert_true(tb_broker_wait_log(other, "\tcf/# (QoS", 1, MF_WAIT_MS));
+    wait_broker_log(s, "SUBSCRIBE", "cf/#", 1);
+    publish(s, "cf/first", "1", 0);
+    tc_client_t *pub = tc_connect(tb_broker_port(other), NULL);
+    assert_non_null(pub);
+    assert_int_equal(tc_publish(pub, "cf/second", "2", 1, 0, false), 0);
+    assert_true(mf_listener_wait(&s->l2, "cf/first", 1, MF_WAIT_MS));
+    assert_true(mf_listener_wait(&s->l2, "cf/second", 1, MF_WAIT_MS));
+    assert_true(mf_listener_wait(&s->l1, "cf/second", 1, MF_WAIT_MS));
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(mf_listener_count(&s->l1, "cf/first"), 0);
+    assert_int_equal(mf_listener_count(&bad, NULL), 0);
+    assert_true(mf_log_count(&s->fx, "ignored: pelix.mqtt.connection.filter:") >= 1);
+    tc_disconnect(pub);
+    mf_listener_destroy(&bad);
+    mf_delete(&s->fx, p2);
+    assert_true(mf_wait_no_connection(&s->fx, p2, MF_WAIT_MS));
+    tb_broker_free(other);
+    free(p1);
+    free(p2);
+}
+
 /* '$' topics are not matched by leading wildcards; 'sport/#' matches 'sport'. A broker
  * publishing its $SYS topics every second sends one copy of each to the connection (its
  * '$SYS/#' subscription matches, '#' does not): the service must give it to the '$SYS/#'
@@ -511,6 +554,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_topics_list_and_overlap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_filter_refcount, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_subscriptions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dollar_topics_and_parent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos_round_trips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_per_listener, setup, teardown),
