@@ -249,14 +249,17 @@ typedef struct pelix_mqtt_connection_info {
     char *host;      /**< broker host */
     long port;       /**< broker port */
     char *client_id; /**< the MQTT client id it connects with */
-    /** "connected", "connecting", "backing off" (waiting to retry) or "refused" (waiting to
-     * retry after a CONNACK refusal); static storage */
+    /** "connected", "connecting", "backing off" (waiting to retry), "refused" (waiting to
+     * retry after a CONNACK refusal) or "disabled" (`enabled` false); static storage */
     const char *state;
+    int64_t since;         /**< wall clock (ms since 1970) of its last connect or failure */
+    long retry_in;         /**< backing off: ms until the next attempt; otherwise -1 */
+    uint64_t connects;     /**< successful connects since the configuration was applied */
     uint64_t messages_in;  /**< messages received since the service started */
     uint64_t messages_out; /**< messages published (accepted by libmosquitto) */
     size_t queued;         /**< messages waiting in its offline queue */
     uint64_t dropped;      /**< messages its offline queue refused or dropped */
-    char *last_error;      /**< why it is not connected, or "" */
+    char *last_error;      /**< its last failure while not connected, or "" */
 } pelix_mqtt_connection_info_t;
 
 /**

@@ -19,6 +19,7 @@ const pelix_prop_schema_t mqtt__config_schema[] = {
     {"reconnect_max", PELIX_TYPE_LONG, false, true, 1, 86400},
     {"connect_timeout", PELIX_TYPE_LONG, false, true, 1, 600},
     {"client_id", PELIX_TYPE_STRING, false, false, 0, 0},
+    {"enabled", PELIX_TYPE_BOOL, false, false, 0, 0},
     {"username", PELIX_TYPE_STRING, false, false, 0, 0},
     {"password", PELIX_TYPE_STRING, false, false, 0, 0},
     {"clean_session", PELIX_TYPE_BOOL, false, false, 0, 0},
@@ -189,6 +190,7 @@ static int parse_session(const pelix_props_t *typed, conn_config_t *c, pelix_err
         return pelix__error(err, PELIX_E_MISSING, -1, "password: no username");
     }
     c->clean_session = pelix_props_get_bool(typed, "clean_session", true);
+    c->enabled = pelix_props_get_bool(typed, "enabled", true);
     c->max_queued_messages = (long)pelix_props_get_long(typed, "max_queued_messages", 1000);
     c->max_queued_bytes = (long)pelix_props_get_long(typed, "max_queued_bytes", 16L << 20);
     c->queue_qos0 = pelix_props_get_bool(typed, "queue_qos0", false);
@@ -316,7 +318,8 @@ bool mqtt__config_moves(const conn_config_t *a, const conn_config_t *b)
            strcmp(a->client_id, b->client_id) != 0 || differ(a->username, b->username) ||
            differ(a->password, b->password) || a->clean_session != b->clean_session ||
            a->protocol != b->protocol || a->max_inflight != b->max_inflight ||
-           messages_differ(&a->will, &b->will) || tls_differs(&a->tls, &b->tls);
+           a->enabled != b->enabled || messages_differ(&a->will, &b->will) ||
+           tls_differs(&a->tls, &b->tls);
 }
 
 void mqtt__config_take_live(conn_config_t *to, conn_config_t *from)

@@ -16,9 +16,17 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mqtt/mqtt_internal.h"
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct attempt {
     conn_t *conn; /* referenced */
@@ -183,7 +191,9 @@ int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t
     }
     pthread_mutex_lock(&c->lock);
     if (!c->active) {
-        rc = ret_queued ? mqtt__offline_push(c, topic, payload, len, qos, retain) : -ENOTCONN;
+        /* A disabled configuration queues nothing: it would never be sent. */
+        rc = ret_queued && c->cfg.enabled ? mqtt__offline_push(c, topic, payload, len, qos, retain)
+                                          : -ENOTCONN;
         pthread_mutex_unlock(&c->lock);
         if (ret_queued) {
             *ret_queued = rc == 0;
@@ -440,6 +450,10 @@ static void drop(conn_t *c, bool closing)
         c->failures++;
         c->state = CONN_BACKOFF;
         c->due = pelix__now_ms() + backoff_ms(c);
+        snprintf(c->failure, sizeof(c->failure), "%s", c->last_error);
+        if (was_connected) {
+            c->since = wall_ms();
+        }
     }
 }
 
@@ -558,6 +572,9 @@ static void connected(conn_t *c)
     c->just_connected = false;
     c->state = CONN_CONNECTED;
     c->failures = 0;
+    c->connects++;
+    c->since = wall_ms();
+    c->failure[0] = '\0';
     c->next_misc = pelix__now_ms() + 1000;
     pelix__log(&s->logger, PELIX_LOG_INFO, MODULE, "%s: connected to %s:%ld", c->pid, c->cfg.host,
                c->cfg.port);
@@ -661,6 +678,8 @@ void mqtt__conn_timer(conn_t *c, int64_t now)
             mqtt__loop_watch(c->svc, c, mosquitto_socket(c->mosq), true);
         }
         break;
+    case CONN_DISABLED:
+        break;
     case CONN_CONNECTED:
         if (c->next_misc <= now) {
             c->next_misc = now + 1000;
@@ -679,6 +698,13 @@ void mqtt__conn_timer(conn_t *c, int64_t now)
 
 void mqtt__conn_start(conn_t *c)
 {
+    c->since = wall_ms();
+    if (!c->cfg.enabled) {
+        c->state = CONN_DISABLED;
+        c->due = INT64_MAX;
+        pelix__log(&c->svc->logger, PELIX_LOG_INFO, MODULE, "%s: disabled (enabled=false)", c->pid);
+        return;
+    }
     c->state = CONN_BACKOFF;
     c->due = pelix__now_ms();
 }

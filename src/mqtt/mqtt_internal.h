@@ -58,6 +58,7 @@ typedef struct conn_config {
     char *password; /* NULL: none; never logged */
     bool clean_session;
     int protocol; /* MQTT_PROTOCOL_V31, V311 or V5 */
+    bool enabled; /* false: configured but never connected (state "disabled") */
     long max_inflight;
     conn_message_t will, birth, close;
     conn_tls_t tls;
@@ -101,6 +102,7 @@ typedef enum conn_state {
     CONN_CONNECTING,  /* a connector thread runs mosquitto_connect_async */
     CONN_WAITING_ACK, /* TCP connected, CONNECT sent, waiting for CONNACK until `due` */
     CONN_CONNECTED,
+    CONN_DISABLED, /* `enabled` false: configured, never connected */
 } conn_state_t;
 
 typedef struct attempt attempt_t;
@@ -119,6 +121,9 @@ typedef struct conn {
     attempt_t *attempt; /* the current connector attempt (CONNECTING) */
     bool just_connected, lost;
     char last_error[160];
+    char failure[160]; /* the last failure, kept until connected (pelix_mqtt_connections) */
+    int64_t since;     /* wall clock (ms) of the last connect or failure */
+    uint64_t connects; /* successful connects */
     bool error_logged;
     int sock; /* libmosquitto's socket, watched, or -1 */
     int efd;  /* our duplicate of it, registered in epoll (see loop.c), or -1 */

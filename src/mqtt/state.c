@@ -24,9 +24,11 @@ static const char *state_name(const conn_t *c)
     case CONN_CONNECTING:
     case CONN_WAITING_ACK:
         return "connecting";
+    case CONN_DISABLED:
+        return "disabled";
     case CONN_BACKOFF:
     default:
-        return strncmp(c->last_error, "connection refused", 18) == 0 ? "refused" : "backing off";
+        return strncmp(c->failure, "connection refused", 18) == 0 ? "refused" : "backing off";
     }
 }
 
@@ -57,7 +59,14 @@ static void connections_cmd(mqtt_service_t *s, void *arg)
         i->state = state_name(c);
         i->messages_in = atomic_load(&((conn_t *)c)->msgs_in);
         i->messages_out = atomic_load(&((conn_t *)c)->msgs_out);
-        i->last_error = pelix__strdup(c->state == CONN_CONNECTED ? "" : c->last_error);
+        i->last_error = pelix__strdup(c->state == CONN_CONNECTED ? "" : c->failure);
+        i->since = c->since;
+        i->connects = c->connects;
+        i->retry_in = -1;
+        if (c->state == CONN_BACKOFF) {
+            int64_t left = c->due - pelix__now_ms();
+            i->retry_in = left > 0 ? (long)left : 0;
+        }
         pthread_mutex_lock(&((conn_t *)c)->lock);
         i->queued = c->q_count;
         i->dropped = c->q_dropped;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mqtt/topic/topic.h"
 #include "shell/shell_internal.h"
@@ -66,6 +67,24 @@ static int read_opts(pelix_shell_t *sh, const pelix_shell_word_t *w, size_t n, s
 
 /* ---- mqtt.connections, mqtt.stats ------------------------------------------------------------ */
 
+/* How long ago `since` (wall clock ms) was: "12s", "5m", "3h", "2d". */
+static void age(int64_t since, char *out, size_t size)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t s = ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - since) / 1000;
+    s = s < 0 ? 0 : s;
+    if (s < 120) {
+        snprintf(out, size, "%llds", (long long)s);
+    } else if (s < 7200) {
+        snprintf(out, size, "%lldm", (long long)(s / 60));
+    } else if (s < 172800) {
+        snprintf(out, size, "%lldh", (long long)(s / 3600));
+    } else {
+        snprintf(out, size, "%lldd", (long long)(s / 86400));
+    }
+}
+
 int shell__cmd_mqtt_connections(pelix_shell_t *sh, const pelix_shell_word_t *w, size_t n)
 {
     pelix_mqtt_connection_info_t *list = NULL;
@@ -87,15 +106,26 @@ int shell__cmd_mqtt_connections(pelix_shell_t *sh, const pelix_shell_word_t *w, 
         wid = idlen > wid ? idlen : wid;
         wwhere = where > wwhere ? where : wwhere;
     }
-    shell__print(sh, "%-*s %-*s %-11s %-*s %8s %8s %7s %7s  %s\n", wpid, "PID", wwhere, "HOST:PORT",
-                 "STATE", wid, "CLIENT ID", "IN", "OUT", "QUEUED", "DROPPED", "LAST ERROR");
+    shell__print(sh, "%-*s %-*s %-11s %6s %-*s %8s %8s %7s %7s %8s  %s\n", wpid, "PID", wwhere,
+                 "HOST:PORT", "STATE", "SINCE", wid, "CLIENT ID", "IN", "OUT", "QUEUED", "DROPPED",
+                 "CONNECTS", "LAST ERROR");
     for (size_t i = 0; i < count; i++) {
-        char where[300];
+        char where[300], since[32], error[400];
         snprintf(where, sizeof(where), "%s:%ld", list[i].host, list[i].port);
-        shell__print(sh, "%-*s %-*s %-11s %-*s %8llu %8llu  %s\n", wpid, list[i].pid, wwhere, where,
-                     list[i].state, wid, list[i].client_id, (unsigned long long)list[i].messages_in,
-                     (unsigned long long)list[i].messages_out,
-                     list[i].last_error[0] ? list[i].last_error : "-");
+        age(list[i].since, since, sizeof(since));
+        if (list[i].retry_in >= 0) {
+            snprintf(error, sizeof(error), "%s (retry in %lds)",
+                     list[i].last_error[0] ? list[i].last_error : "-",
+                     (list[i].retry_in + 999) / 1000);
+        } else {
+            snprintf(error, sizeof(error), "%s", list[i].last_error[0] ? list[i].last_error : "-");
+        }
+        shell__print(sh, "%-*s %-*s %-11s %6s %-*s %8llu %8llu %7zu %7llu %8llu  %s\n", wpid,
+                     list[i].pid, wwhere, where, list[i].state, since, wid, list[i].client_id,
+                     (unsigned long long)list[i].messages_in,
+                     (unsigned long long)list[i].messages_out, list[i].queued,
+                     (unsigned long long)list[i].dropped, (unsigned long long)list[i].connects,
+                     error);
     }
     shell__print(sh, "%zu connection%s\n", count, count == 1 ? "" : "s");
     pelix_mqtt_connections_free(list, count);

@@ -4,7 +4,8 @@
  * arrive, in order, once it is back (after its subscriptions); QoS 0 is not queued unless
  * queue_qos0; a full queue refuses the newest message (-ENOBUFS to the caller) or drops the
  * oldest, counted either way; a connected configuration beside a down one gets the message at once;
- * deleting a configuration drops what it queued, logged.
+ * deleting a configuration drops what it queued, logged; the visible state of a connection through
+ * a loss, `enabled` false and back.
  */
 // clang-format off
 #include <setjmp.h>
@@ -87,6 +88,8 @@ static void expect_in_order(state_t *s, const char *const *topics, size_t n)
     assert_int_equal(mf_listener_count(&s->l, NULL), n);
 }
 
+static char last_error[200]; /* of the last info_of() */
+
 static pelix_mqtt_connection_info_t info_of(state_t *s, const char *pid)
 {
     pelix_mqtt_connection_info_t *list = NULL, found = {0};
@@ -94,12 +97,28 @@ static pelix_mqtt_connection_info_t info_of(state_t *s, const char *pid)
     assert_int_equal(pelix_mqtt_connections(s->fx.mqtt, &list, &n), 0);
     for (size_t i = 0; i < n; i++) {
         if (strcmp(list[i].pid, pid) == 0) {
-            found.queued = list[i].queued;
-            found.dropped = list[i].dropped;
+            found = list[i];
+            snprintf(last_error, sizeof(last_error), "%s", list[i].last_error);
+            found.pid = found.host = found.client_id = found.last_error = NULL;
         }
     }
     pelix_mqtt_connections_free(list, n);
+    assert_non_null(found.state);
     return found;
+}
+
+/* Waits until the connection is in `state`. */
+static pelix_mqtt_connection_info_t wait_state(state_t *s, const char *pid, const char *state)
+{
+    for (int i = 0; i < MF_WAIT_MS / 50; i++) {
+        pelix_mqtt_connection_info_t info = info_of(s, pid);
+        if (strcmp(info.state, state) == 0) {
+            return info;
+        }
+        usleep(50 * 1000);
+    }
+    fail_msg("%s never became %s", pid, state);
+    return info_of(s, pid); /* not reached */
 }
 
 static void test_queued_while_down(void **st)
@@ -224,12 +243,51 @@ static void test_one_up_one_down(void **st)
     free(p1);
 }
 
+static void test_visible_state(void **st)
+{
+    state_t *s = *st;
+    pelix_mqtt_result_t r;
+
+    s->b[0] = tb_broker_start(NULL);
+    assert_non_null(s->b[0]);
+    char *pid = mf_create(&s->fx, tb_broker_port(s->b[0]), FAST, NULL);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    pelix_mqtt_connection_info_t up = wait_state(s, pid, "connected");
+    assert_int_equal(up.connects, 1);
+    assert_int_equal(up.retry_in, -1);
+    assert_string_equal(last_error, "");
+    assert_true(up.since > 0);
+
+    broker_down(s, pid);
+    pelix_mqtt_connection_info_t down = wait_state(s, pid, "backing off");
+    assert_true(down.retry_in >= 0 && down.retry_in <= 1000);
+    assert_true(down.since >= up.since);
+    assert_true(last_error[0] != '\0'); /* why: kept while it retries */
+    assert_int_equal(down.connects, 1);
+
+    /* Disabled: never connects, queues nothing. */
+    mf_update(&s->fx, pid, tb_broker_port(s->b[0]), FAST, "enabled", "false", NULL);
+    wait_state(s, pid, "disabled");
+    assert_int_equal(tb_broker_restart(s->b[0]), 0);
+    assert_int_equal(publish_all(s, "off/x", 1, pid, &r), -ENOTCONN);
+    assert_false(r.queued);
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(mf_count_connections(&s->fx, pid), 0);
+    assert_string_equal(info_of(s, pid).state, "disabled");
+
+    mf_update(&s->fx, pid, tb_broker_port(s->b[0]), FAST, "enabled", "true", NULL);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    assert_int_equal(wait_state(s, pid, "connected").connects, 1); /* a new configuration */
+    free(pid);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_queued_while_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounds_and_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_up_one_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_visible_state, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
