@@ -95,6 +95,27 @@ extern "C" {
 #define PELIX_MQTT_DEFAULT_RECONNECT_MAX 60
 #define PELIX_MQTT_DEFAULT_CONNECT_TIMEOUT 10
 
+/** An MQTT 5 user property: a name and a value (UTF-8). */
+typedef struct pelix_mqtt_user_property {
+    const char *name;
+    const char *value;
+} pelix_mqtt_user_property_t;
+
+/**
+ * @brief MQTT 5 properties of a message, all optional: given to publish (borrowed for the call;
+ * connections not using protocol 5 ignore them) and received with a message (borrowed for the
+ * listener's call).
+ */
+typedef struct pelix_mqtt_properties {
+    const pelix_mqtt_user_property_t *user; /**< `nuser` user properties, in order */
+    size_t nuser;
+    const char *content_type;     /**< NULL: none */
+    const char *response_topic;   /**< a topic name; NULL: none */
+    const void *correlation_data; /**< `correlation_len` bytes; NULL: none */
+    size_t correlation_len;
+    uint32_t message_expiry; /**< seconds; 0: none */
+} pelix_mqtt_properties_t;
+
 /**
  * @brief One received message, given to a listener. Every field is borrowed for the call.
  * `topic` is the concrete topic; `payload` holds `len` bytes (any bytes, NUL included, followed
@@ -109,6 +130,8 @@ typedef struct pelix_mqtt_message {
     bool retain;
     bool dup;
     const char *connection;
+    /** its MQTT 5 properties, or NULL (protocol 3.1.1, or none sent) */
+    const pelix_mqtt_properties_t *properties;
 } pelix_mqtt_message_t;
 
 /**
@@ -158,6 +181,11 @@ typedef struct pelix_mqtt_connection {
                    bool retain, pelix_mqtt_publish_info_t *ret_info);
     int (*wait_published)(void *handle, const pelix_mqtt_publish_info_t *info, long timeout_ms);
     void *handle;
+    /** `publish` with MQTT 5 properties (NULL: none); also PELIX_E_TOPIC for a bad
+     * response_topic, -EINVAL for a property libmosquitto refuses (e.g. not UTF-8). */
+    int (*publish_props)(void *handle, const char *topic, const void *payload, size_t len, int qos,
+                         bool retain, const pelix_mqtt_properties_t *props,
+                         pelix_mqtt_publish_info_t *ret_info);
 } pelix_mqtt_connection_t;
 
 /** @brief The result of a factory publish on one connection. */
@@ -189,6 +217,10 @@ typedef struct pelix_mqtt_factory {
                    bool retain, const char *pid, pelix_mqtt_result_t **ret_results,
                    size_t *ret_count);
     void *handle;
+    /** `publish` with MQTT 5 properties (NULL: none; queued with the message). */
+    int (*publish_props)(void *handle, const char *topic, const void *payload, size_t len, int qos,
+                         bool retain, const pelix_mqtt_properties_t *props, const char *pid,
+                         pelix_mqtt_result_t **ret_results, size_t *ret_count);
 } pelix_mqtt_factory_t;
 
 /** @brief Frees the results of a factory publish (NULL accepted). */

@@ -83,12 +83,13 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
     c->lost = true;
 }
 
-static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
+static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
+                       const mosquitto_property *props)
 {
     conn_t *c = obj;
     (void)mosq;
     atomic_fetch_add_explicit(&c->msgs_in, 1, memory_order_relaxed);
-    mqtt__deliver(c->svc, c, msg);
+    mqtt__deliver(c->svc, c, msg, props);
 }
 
 static void on_publish(struct mosquitto *mosq, void *obj, int mid)
@@ -113,7 +114,21 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
 static int publish_fn(void *handle, const char *topic, const void *payload, size_t len, int qos,
                       bool retain, pelix_mqtt_publish_info_t *ret_info)
 {
-    return mqtt__conn_publish(handle, topic, payload, len, qos, retain, ret_info, NULL);
+    return mqtt__conn_publish(handle, topic, payload, len, qos, retain, NULL, ret_info, NULL);
+}
+
+static int publish_props_fn(void *handle, const char *topic, const void *payload, size_t len,
+                            int qos, bool retain, const pelix_mqtt_properties_t *props,
+                            pelix_mqtt_publish_info_t *ret_info)
+{
+    mosquitto_property *list = NULL;
+    int rc = mqtt__props_build(props, &list);
+
+    if (rc == 0) {
+        rc = mqtt__conn_publish(handle, topic, payload, len, qos, retain, list, ret_info, NULL);
+    }
+    mosquitto_property_free_all(&list);
+    return rc;
 }
 
 #define LOST_MAX 4096
@@ -174,7 +189,8 @@ static int wait_fn(void *handle, const pelix_mqtt_publish_info_t *info, long tim
 }
 
 int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t len, int qos,
-                       bool retain, pelix_mqtt_publish_info_t *ret_info, bool *ret_queued)
+                       bool retain, const mosquitto_property *props,
+                       pelix_mqtt_publish_info_t *ret_info, bool *ret_queued)
 {
     uint64_t one = 1;
     int mid = 0, rc;
@@ -192,15 +208,18 @@ int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t
     pthread_mutex_lock(&c->lock);
     if (!c->active) {
         /* A disabled configuration queues nothing: it would never be sent. */
-        rc = ret_queued && c->cfg.enabled ? mqtt__offline_push(c, topic, payload, len, qos, retain)
-                                          : -ENOTCONN;
+        rc = ret_queued && c->cfg.enabled
+                 ? mqtt__offline_push(c, topic, payload, len, qos, retain, props)
+                 : -ENOTCONN;
         pthread_mutex_unlock(&c->lock);
         if (ret_queued) {
             *ret_queued = rc == 0;
         }
         return rc;
     }
-    rc = mosquitto_publish(c->mosq, &mid, topic, (int)len, payload, qos, retain);
+    /* Properties only on MQTT 5 connections (libmosquitto refuses them otherwise). */
+    rc = mosquitto_publish_v5(c->mosq, &mid, topic, (int)len, payload, qos, retain,
+                              c->cfg.protocol == MQTT_PROTOCOL_V5 ? props : NULL);
     if (rc != MOSQ_ERR_SUCCESS) {
         pthread_mutex_unlock(&c->lock);
         switch (rc) {
@@ -264,6 +283,7 @@ conn_t *mqtt__conn_new(mqtt_service_t *s, const char *pid, conn_config_t *cfg)
     c->state = CONN_BACKOFF;
     c->service.publish = publish_fn;
     c->service.wait_published = wait_fn;
+    c->service.publish_props = publish_props_fn;
     c->service.handle = c;
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->ack_lock, NULL);
@@ -498,7 +518,7 @@ static void start_attempt(conn_t *c)
         mosquitto_threaded_set(a->mosq, true);
         mosquitto_connect_callback_set(a->mosq, on_connect);
         mosquitto_disconnect_callback_set(a->mosq, on_disconnect);
-        mosquitto_message_callback_set(a->mosq, on_message);
+        mosquitto_message_v5_callback_set(a->mosq, on_message);
         mosquitto_publish_callback_set(a->mosq, on_publish);
         a->port = (int)c->cfg.port;
         a->keepalive = (int)c->cfg.keepalive;

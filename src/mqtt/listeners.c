@@ -48,6 +48,7 @@ static uint64_t key_of(const listener_t *l)
 static void message_unref(message_t *m)
 {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+        pelix__free((void *)m->m.properties);
         pelix__free(m);
     }
 }
@@ -504,7 +505,8 @@ static void push_to(mqtt_service_t *s, listener_t *l, message_t *m, size_t bytes
     mqtt__queue_push(l->queue, m, bytes); /* released by the queue if refused */
 }
 
-void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message *msg)
+void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message *msg,
+                   const mosquitto_property *props)
 {
     size_t tlen, plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, clen = strlen(c->pid);
     const uint64_t *keys, *shared;
@@ -548,6 +550,7 @@ void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message 
     m->m.retain = msg->retain;
     m->m.dup = false;
     m->m.connection = m->data + tlen + 1 + plen + 1;
+    m->m.properties = mqtt__props_read(props); /* NULL without memory: the message still goes */
     /* Both key lists are ascending and distinct: merge them, a listener in both gets it once. */
     while (i < n || j < ns) {
         uint64_t key;

@@ -170,13 +170,14 @@ void mqtt__conn_unsubscribe(conn_t *c, const char *filter);
 /* Publishes on a connected connection; with `ret_queued` (factory publishes), queues the message
  * while it is not connected (*ret_queued true). 0, -ENOTCONN, -ENOBUFS (queue full), ... */
 int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t len, int qos,
-                       bool retain, pelix_mqtt_publish_info_t *ret_info, bool *ret_queued);
+                       bool retain, const mosquitto_property *props,
+                       pelix_mqtt_publish_info_t *ret_info, bool *ret_queued);
 
 /* offline.c, under the connection's `lock`: queue (0, -ENOTCONN when not queued, -ENOBUFS,
  * -ENOMEM); publish them in order (network thread, connected); drop them all (their number);
  * take the bounds of a configuration. */
 int mqtt__offline_push(conn_t *c, const char *topic, const void *payload, size_t len, int qos,
-                       bool retain);
+                       bool retain, const mosquitto_property *props);
 void mqtt__offline_flush(conn_t *c);
 size_t mqtt__offline_clear(conn_t *c);
 void mqtt__offline_limits(conn_t *c, const conn_config_t *cfg);
@@ -248,9 +249,15 @@ typedef struct filter_use {
 typedef struct message {
     int kind; /* ITEM_MESSAGE */
     atomic_int refs;
-    pelix_mqtt_message_t m;
-    char data[]; /* topic, NUL, payload, NUL, connection PID, NUL */
+    pelix_mqtt_message_t m; /* m.properties: its own allocation (props5.c), or NULL */
+    char data[];            /* topic, NUL, payload, NUL, connection PID, NUL */
 } message_t;
+
+/* props5.c: MQTT 5 properties. A libmosquitto list from ours (NULL props: none): 0,
+ * PELIX_E_TOPIC (response topic), -EINVAL, -ENOMEM; ours from a received list, one allocation
+ * (pelix__free), NULL when none or without memory. */
+int mqtt__props_build(const pelix_mqtt_properties_t *p, mosquitto_property **ret);
+pelix_mqtt_properties_t *mqtt__props_read(const mosquitto_property *props);
 
 /* ---- the service ----------------------------------------------------------------------------- */
 
@@ -322,7 +329,8 @@ void mqtt__loop_unwatch(mqtt_service_t *s, conn_t *c);
 
 /* listeners.c (network thread) */
 void mqtt__listeners_on_connect(mqtt_service_t *s, conn_t *c);
-void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message *msg);
+void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message *msg,
+                   const mosquitto_property *props);
 int mqtt__listeners_track(mqtt_service_t *s);
 /* After the network thread stopped: closes every listener queue and waits for those closing. */
 void mqtt__listeners_untrack(mqtt_service_t *s);

@@ -15,8 +15,9 @@ struct queued {
     size_t len;
     int qos;
     bool retain;
-    char *payload; /* in data, after the topic */
-    char data[];   /* topic, NUL, payload */
+    mosquitto_property *props; /* MQTT 5 properties, or NULL */
+    char *payload;             /* in data, after the topic */
+    char data[];               /* topic, NUL, payload */
 };
 
 static void drop_head(conn_t *c)
@@ -29,11 +30,12 @@ static void drop_head(conn_t *c)
     }
     c->q_count--;
     c->q_bytes -= q->len;
+    mosquitto_property_free_all(&q->props);
     pelix__free(q);
 }
 
 int mqtt__offline_push(conn_t *c, const char *topic, const void *payload, size_t len, int qos,
-                       bool retain)
+                       bool retain, const mosquitto_property *props)
 {
     size_t tlen = strlen(topic);
     queued_t *q;
@@ -54,6 +56,12 @@ int mqtt__offline_push(conn_t *c, const char *topic, const void *payload, size_t
     }
     q = pelix__malloc(sizeof(*q) + tlen + 1 + len);
     if (!q) {
+        return -ENOMEM;
+    }
+    q->props = NULL;
+    if (props && c->cfg.protocol == MQTT_PROTOCOL_V5 &&
+        mosquitto_property_copy_all(&q->props, props) != MOSQ_ERR_SUCCESS) {
+        pelix__free(q);
         return -ENOMEM;
     }
     q->next = NULL;

@@ -74,11 +74,46 @@ void pelix_mqtt_results_free(pelix_mqtt_result_t *results, size_t count)
     pelix__free(results);
 }
 
+static int factory_publish_list(mqtt_service_t *s, const char *topic, const void *payload,
+                                size_t len, int qos, bool retain, const mosquitto_property *props,
+                                const char *pid, pelix_mqtt_result_t **ret_results,
+                                size_t *ret_count);
+
 static int factory_publish(void *handle, const char *topic, const void *payload, size_t len,
                            int qos, bool retain, const char *pid, pelix_mqtt_result_t **ret_results,
                            size_t *ret_count)
 {
-    mqtt_service_t *s = handle;
+    return factory_publish_list(handle, topic, payload, len, qos, retain, NULL, pid, ret_results,
+                                ret_count);
+}
+
+static int factory_publish_props(void *handle, const char *topic, const void *payload, size_t len,
+                                 int qos, bool retain, const pelix_mqtt_properties_t *props,
+                                 const char *pid, pelix_mqtt_result_t **ret_results,
+                                 size_t *ret_count)
+{
+    mosquitto_property *list = NULL;
+    int rc = mqtt__props_build(props, &list);
+
+    if (ret_results) {
+        *ret_results = NULL;
+    }
+    if (ret_count) {
+        *ret_count = 0;
+    }
+    if (rc == 0) {
+        rc = factory_publish_list(handle, topic, payload, len, qos, retain, list, pid, ret_results,
+                                  ret_count);
+    }
+    mosquitto_property_free_all(&list);
+    return rc;
+}
+
+static int factory_publish_list(mqtt_service_t *s, const char *topic, const void *payload,
+                                size_t len, int qos, bool retain, const mosquitto_property *props,
+                                const char *pid, pelix_mqtt_result_t **ret_results,
+                                size_t *ret_count)
+{
     conn_t **targets = NULL;
     pelix_mqtt_result_t *results = NULL;
     size_t n = 0;
@@ -122,7 +157,7 @@ static int factory_publish(void *handle, const char *topic, const void *payload,
         bool queued = false;
         int one = rc == -ENOMEM ? -ENOMEM
                                 : mqtt__conn_publish(targets[i], topic, payload, len, qos, retain,
-                                                     &info, &queued);
+                                                     props, &info, &queued);
         if (one == 0) {
             ok++;
         } else if (!first) {
@@ -317,6 +352,7 @@ int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca, const pelix_m
                                      mqtt__config_schema_count, NULL);
     }
     s->factory.publish = factory_publish;
+    s->factory.publish_props = factory_publish_props;
     s->factory.handle = s;
     s->managed.updated = managed_updated;
     s->managed.deleted = managed_deleted;

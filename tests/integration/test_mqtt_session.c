@@ -3,8 +3,8 @@
  * credentials (a broker with a password file; a wrong password refused and retried, the password
  * never in a log line, the configuration file 0600), the birth message after each connect, the
  * close message before a graceful disconnect (and no will then), the will on a lost connection,
- * a birth change applied without reconnecting, MQTT 5 and a persistent session, and settings
- * refused with their reason.
+ * a birth change applied without reconnecting, MQTT 5 and a persistent session, settings
+ * refused with their reason, and MQTT 5 message properties both ways (and ignored on 3.1.1).
  */
 // clang-format off
 #include <setjmp.h>
@@ -14,6 +14,8 @@
 // clang-format on
 
 #include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +229,130 @@ static void test_protocol_and_session(void **st)
     free(bad3);
 }
 
+/* ---- MQTT 5 message properties --------------------------------------------------------------- */
+
+/* Keeps what the first message on a topic carried. */
+typedef struct seen {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int count;
+    bool had_props;
+    char user[2][64];
+    char content_type[64], response_topic[64], correlation[16];
+    size_t correlation_len;
+    uint32_t expiry;
+} seen_t;
+
+static void on_v5(void *handle, const pelix_mqtt_message_t *m)
+{
+    seen_t *s = handle;
+    const pelix_mqtt_properties_t *p = m->properties;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->count++ == 0 && p) {
+        s->had_props = true;
+        for (size_t i = 0; i < p->nuser && i < 2; i++) {
+            snprintf(s->user[i], sizeof(s->user[i]), "%s=%s", p->user[i].name, p->user[i].value);
+        }
+        snprintf(s->content_type, sizeof(s->content_type), "%s",
+                 p->content_type ? p->content_type : "");
+        snprintf(s->response_topic, sizeof(s->response_topic), "%s",
+                 p->response_topic ? p->response_topic : "");
+        s->correlation_len = p->correlation_len < 16 ? p->correlation_len : 16;
+        if (p->correlation_data) {
+            memcpy(s->correlation, p->correlation_data, s->correlation_len);
+        }
+        s->expiry = p->message_expiry;
+    }
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void wait_seen(seen_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; s->count == 0 && i < MF_WAIT_MS / 100; i++) {
+        pthread_mutex_unlock(&s->lock);
+        usleep(100 * 1000);
+        pthread_mutex_lock(&s->lock);
+    }
+    assert_true(s->count > 0);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static long listen_seen(state_t *s, seen_t *seen, pelix_mqtt_listener_t *svc, const char *topic)
+{
+    const char *spec[] = {PELIX_MQTT_LISTENER_SPEC};
+    pelix_props_t *p = pelix_props_new();
+    long id = 0;
+
+    pthread_mutex_init(&seen->lock, NULL);
+    pthread_cond_init(&seen->cond, NULL);
+    svc->handle_mqtt_message = on_v5;
+    svc->handle = seen;
+    pelix_props_set_string(p, PELIX_MQTT_TOPICS, topic);
+    assert_int_equal(pelix_registry_register(s->fx.reg, spec, 1, svc, p, &id), 0);
+    return id;
+}
+
+static void test_v5_properties(void **st)
+{
+    state_t *s = *st;
+    static const pelix_mqtt_user_property_t user[] = {{"site", "lyon"},
+                                                      {"unit", "\xc2\xb0"
+                                                               "C"}};
+    const pelix_mqtt_properties_t props = {
+        user, 2, "application/json", "reply/here", "\x01\x00id", 4, 3600};
+    seen_t v5 = {0}, v3 = {0};
+    pelix_mqtt_listener_t l5, l3;
+    pelix_mqtt_publish_info_t info;
+
+    start_broker(s, NULL);
+    int port = tb_broker_port(s->broker);
+    char *p5 = mf_create(&s->fx, port, "protocol", "5", "client_id", "props-v5", NULL);
+    assert_true(mf_wait_connection(&s->fx, p5, MF_WAIT_MS) > 0);
+    long id5 = listen_seen(s, &v5, &l5, "v5/#");
+    assert_true(tb_broker_wait_log(s->broker, "\tv5/# (QoS", 1, MF_WAIT_MS));
+
+    /* Through the connection service, out and back on the same MQTT 5 connection. */
+    pelix_mqtt_connection_t *c = mf_connection(&s->fx, p5);
+    assert_non_null(c);
+    assert_int_equal(c->publish_props(c->handle, "v5/a", "{}", 2, 1, false, &props, &info), 0);
+    wait_seen(&v5);
+    assert_true(v5.had_props);
+    assert_string_equal(v5.user[0], "site=lyon");
+    assert_string_equal(v5.user[1], "unit=\xc2\xb0"
+                                    "C");
+    assert_string_equal(v5.content_type, "application/json");
+    assert_string_equal(v5.response_topic, "reply/here");
+    assert_int_equal(v5.correlation_len, 4);
+    assert_memory_equal(v5.correlation, "\x01\x00id", 4);
+    assert_true(v5.expiry > 0 && v5.expiry <= 3600);
+    /* Refused before sending: a response topic with a wildcard. */
+    pelix_mqtt_properties_t bad = {NULL, 0, NULL, "reply/#", NULL, 0, 0};
+    assert_int_equal(c->publish_props(c->handle, "v5/b", "x", 1, 0, false, &bad, &info),
+                     PELIX_E_TOPIC);
+
+    /* A 3.1.1 connection: the factory's properties are ignored there, the message goes. */
+    char *p3 = mf_create(&s->fx, port, "client_id", "props-v3", NULL);
+    assert_true(mf_wait_connection(&s->fx, p3, MF_WAIT_MS) > 0);
+    long id3 = listen_seen(s, &v3, &l3, "v3/#");
+    assert_true(tb_broker_wait_log(s->broker, "\tv3/# (QoS", 2, MF_WAIT_MS)); /* on both */
+    pelix_mqtt_factory_t *f = mf_factory(&s->fx);
+    assert_int_equal(f->publish_props(f->handle, "v3/a", "x", 1, 1, false, &props, p3, NULL, NULL),
+                     0);
+    wait_seen(&v3);
+    assert_false(v3.had_props);
+    pelix_registry_unregister(s->fx.reg, id5);
+    pelix_registry_unregister(s->fx.reg, id3);
+    pthread_mutex_destroy(&v5.lock);
+    pthread_cond_destroy(&v5.cond);
+    pthread_mutex_destroy(&v3.lock);
+    pthread_cond_destroy(&v3.cond);
+    free(p5);
+    free(p3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +360,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_birth_and_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_will_and_birth_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_and_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v5_properties, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
