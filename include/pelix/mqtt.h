@@ -29,7 +29,10 @@
  *   `pelix.mqtt.topics` (one topic filter, or a list of them): the service subscribes each filter
  *   on every connected broker and every broker that connects later, follows changes of the
  *   property, and unsubscribes filters no listener uses any more. An invalid filter is reported
- *   once and ignored; the other filters and listeners keep working.
+ *   once and ignored; the other filters and listeners keep working. A listener that starts using
+ *   a filter already subscribed gets its retained messages too: the filter is subscribed again,
+ *   and the broker sends them to every listener of that filter, flagged `retain` (a listener that
+ *   had them already sees them again, flagged).
  *
  * Connections are retried forever after any failure (DNS, TCP, CONNACK refusal, keepalive,
  * server close), the first attempt included, with exponential backoff and jitter between

@@ -121,9 +121,12 @@ static int attach_filter(mqtt_service_t *s, listener_t *l, const char *f, int qo
     int prev, rc;
 
     if (mqtt__topic_unshare(f) == f) {
+        bool joins = !mqtt__trie_contains(s->trie, f, key_of(l));
         rc = mqtt__trie_add_tagged(s->trie, f, key_of(l), (unsigned)qos, &prev);
-        if (rc == 0 && prev < qos) {
-            for_connected(s, f, qos, true);
+        if (rc == 0 && (prev < qos || (prev >= 0 && joins))) {
+            /* First use, a higher QoS, or a listener joining a filter subscribed already: the
+             * SUBSCRIBE again makes the broker send the retained messages, for it too. */
+            for_connected(s, f, prev > qos ? prev : qos, true);
         }
         return rc < 0 ? rc : 0;
     }

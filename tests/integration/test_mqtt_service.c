@@ -288,6 +288,30 @@ static void test_shared_subscriptions(void **st)
     free(pid);
 }
 
+/* A listener joining a filter already subscribed gets the retained messages too. */
+static void test_retained_for_late_listener(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"ret/#"};
+    char *pid = mf_create(&s->fx, port_of(s), NULL);
+
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    assert_int_equal(tc_publish(s->client, "ret/state", "on", 2, 1, true), 0);
+    mf_listen(&s->fx, &s->l1, t, 1, false, -1);
+    assert_true(mf_listener_wait(&s->l1, "ret/state", 1, MF_WAIT_MS));
+    mf_listen(&s->fx, &s->l2, t, 1, false, -1);
+    assert_true(mf_listener_wait(&s->l2, "ret/state", 1, MF_WAIT_MS));
+    wait_broker_log(s, "SUBSCRIBE", "ret/#", 2);
+    /* A change of its other filters does not subscribe its kept ones again. */
+    const char *more[] = {"ret/#", "other/x"};
+    mf_listen_set(&s->l2, more, 2, true);
+    wait_broker_log(s, "SUBSCRIBE", "other/x", 1);
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(tb_broker_log_contains(s->broker, "\tret/# (QoS"), 2);
+    assert_int_equal(tc_publish(s->client, "ret/state", "", 0, 1, true), 0); /* clear it */
+    free(pid);
+}
+
 /* A listener with a connection filter hears only the connections it matches; one whose filter
  * does not parse is ignored, with the reason. */
 static void test_connection_filter(void **st)
@@ -555,6 +579,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shared_filter_refcount, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_subscriptions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retained_for_late_listener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dollar_topics_and_parent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos_round_trips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_per_listener, setup, teardown),

@@ -41,6 +41,12 @@ static void test_split_and_merge(void **state)
 
     assert_int_equal(mqtt__trie_add(t, "a/+/c", 1), 0);
     assert_int_equal(mqtt__trie_nodes(t), 1);
+    assert_true(mqtt__trie_contains(t, "a/+/c", 1));
+    assert_true(mqtt__trie_contains(t, "$share/g/a/+/c", 1)); /* the same pair */
+    assert_false(mqtt__trie_contains(t, "a/+/c", 2));
+    assert_false(mqtt__trie_contains(t, "a/+", 1)); /* inside the node */
+    assert_false(mqtt__trie_contains(t, "a/+/c/d", 1));
+    assert_false(mqtt__trie_contains(t, "a/#/c", 1)); /* invalid */
     assert_int_equal(count(t, "a/x/c"), 1);
     assert_int_equal(count(t, "a//c"), 1); /* '+' inside a node matches an empty level too */
     assert_int_equal(count(t, "a/x"), 0);  /* the topic stops inside the node */

@@ -149,6 +149,9 @@ int mqtt__trie_add_tagged(mqtt_trie_t *t, const char *filter, uint64_t key, unsi
  */
 int mqtt__trie_remove_last(mqtt_trie_t *t, const char *filter, uint64_t key, bool *ret_last);
 
+/** @brief Whether the pair (filter, key) is in the trie (a shared filter as its unshared one). */
+bool mqtt__trie_contains(const mqtt_trie_t *t, const char *filter, uint64_t key);
+
 /** Called by mqtt__trie_each_filter() with a stored filter (borrowed for the call) and its tag. */
 typedef void (*mqtt_trie_filter_fn)(void *ctx, const char *filter, unsigned tag);
 

@@ -657,6 +657,38 @@ static void merge_down(mqtt_trie_t *t, trie_node_t *parent, trie_node_t *n)
     t->nodes--;
 }
 
+bool mqtt__trie_contains(const mqtt_trie_t *t, const char *filter, uint64_t key)
+{
+    const trie_node_t *n;
+    const char *p;
+    bool found = false;
+
+    if (!t || mqtt__topic_check_filter(filter, NULL) != 0) {
+        return false;
+    }
+    n = t->root;
+    p = mqtt__topic_unshare(filter);
+    for (;;) {
+        size_t len = strcspn(p, "/");
+        const trie_node_t *c = kids_find(n, p, len, level_hash(p, len));
+        if (!c || common_levels(c, p) != c->len) {
+            return false;
+        }
+        n = c;
+        if (p[c->len] == '\0') {
+            break;
+        }
+        p += c->len + 1;
+    }
+    if (n->nkeys == 1) {
+        return n->keys.one == key;
+    }
+    if (n->nkeys > 1) {
+        keys_search(n->keys.arr, n->nkeys, key, &found);
+    }
+    return found;
+}
+
 int mqtt__trie_remove_last(mqtt_trie_t *t, const char *filter, uint64_t key, bool *ret_last)
 {
     trie_node_t *n, *parent = NULL, *keep, *keep_parent = NULL, *cut = NULL;
