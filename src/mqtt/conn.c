@@ -63,8 +63,10 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     } else if (rc == 0) {
         c->just_connected = true;
     } else {
+        /* MQTT 5 CONNACKs carry a reason code, 3.1.x ones a return code. */
         snprintf(c->last_error, sizeof(c->last_error), "connection refused: %s",
-                 mosquitto_connack_string(rc));
+                 c->cfg.protocol == MQTT_PROTOCOL_V5 ? mosquitto_reason_string(rc)
+                                                     : mosquitto_connack_string(rc));
         c->lost = true;
     }
 }

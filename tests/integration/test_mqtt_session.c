@@ -106,10 +106,20 @@ static void test_credentials(void **st)
     char *good = mf_create(&s->fx, port, "username", "user", "password", PASSWORD, NULL);
     char *bad = mf_create(&s->fx, port, "username", "user", "password", "wrong-guess",
                           "reconnect_min", "1", "reconnect_max", "1", NULL);
+    char *bad5 = mf_create(&s->fx, port, "username", "user", "password", "wrong-guess", "protocol",
+                           "5", NULL);
     assert_true(mf_wait_connection(&s->fx, good, MF_WAIT_MS) > 0);
     assert_true(tb_broker_wait_log(s->broker, "not authorised", 2, MF_WAIT_MS)); /* retried */
     assert_int_equal(mf_count_connections(&s->fx, bad), 0);
-    assert_true(mf_log_count(&s->fx, "refused") >= 1);
+    assert_true(mf_log_count(&s->fx, "connection refused: Connection Refused: not authorised") >=
+                1);
+    /* MQTT 5: the reason code, said as such. */
+    for (int i = 0; i < MF_WAIT_MS / 100 && !mf_log_count(&s->fx, "refused: Not authorized"); i++) {
+        usleep(100 * 1000);
+    }
+    assert_int_equal(mf_count_connections(&s->fx, bad5), 0);
+    assert_true(mf_log_count(&s->fx, "connection refused: Not authorized") >= 1);
+    free(bad5);
     /* A password alone is refused with its reason; no connection is made. */
     char *alone = mf_create(&s->fx, port, "password", PASSWORD, NULL);
     usleep(MF_QUIET_MS * 1000);
