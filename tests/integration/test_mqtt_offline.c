@@ -243,6 +243,49 @@ static void test_one_up_one_down(void **st)
     free(p1);
 }
 
+/* A queued message the broker rejects (over its maximum packet size) is dropped once: the
+ * connection comes back and stays, the messages behind it arrive, no reconnect storm. */
+static void test_rejected_message_dropped(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"big/#"};
+    tb_broker_options_t o = {.port = 0, .extra_config = "max_packet_size 2000\n"};
+    static char payload[8000];
+    pelix_mqtt_factory_t *f;
+    pelix_mqtt_result_t *results = NULL;
+    size_t n = 0;
+    pelix_mqtt_result_t r;
+
+    s->b[0] = tb_broker_start(&o);
+    assert_non_null(s->b[0]);
+    char *pid = mf_create(&s->fx, tb_broker_port(s->b[0]), FAST, "protocol", "5", NULL);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    mf_listen(&s->fx, &s->l, t, 1, false, 1);
+    assert_true(tb_broker_wait_log(s->b[0], "\tbig/# (QoS", 1, MF_WAIT_MS));
+    broker_down(s, pid);
+
+    assert_int_equal(publish_all(s, "big/before", 1, pid, &r), 0);
+    memset(payload, 'x', sizeof(payload));
+    f = mf_factory(&s->fx);
+    assert_int_equal(
+        f->publish(f->handle, "big/huge", payload, sizeof(payload), 1, false, NULL, &results, &n),
+        0);
+    assert_true(n == 1 && results[0].queued);
+    pelix_mqtt_results_free(results, n);
+    assert_int_equal(publish_all(s, "big/after", 1, pid, &r), 0);
+
+    assert_int_equal(tb_broker_restart(s->b[0]), 0);
+    assert_true(mf_listener_wait(&s->l, "big/before", 1, MF_WAIT_MS));
+    assert_true(mf_listener_wait(&s->l, "big/after", 1, MF_WAIT_MS));
+    usleep(3 * MF_QUIET_MS * 1000);
+    pelix_mqtt_connection_info_t info = wait_state(s, pid, "connected");
+    assert_int_equal(info.connects, 2); /* the first connect, then one after the restart */
+    assert_int_equal(info.dropped, 1);
+    assert_int_equal(mf_listener_count(&s->l, "big/huge"), 0);
+    assert_true(mf_log_count(&s->fx, "queued message on 'big/huge' dropped") >= 1);
+    free(pid);
+}
+
 static void test_visible_state(void **st)
 {
     state_t *s = *st;
@@ -288,6 +331,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bounds_and_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_up_one_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_visible_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_message_dropped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
