@@ -53,6 +53,42 @@ static void attempt_free(attempt_t *a)
 
 /* ---- libmosquitto callbacks (network thread, inside loop_read/write/misc) -------------------- */
 
+/* libmosquitto logs OpenSSL's reasons ("OpenSSL Error[0]: error:0A000086:SSL
+ * routines::certificate verify failed"), on the connector thread or the network thread (the
+ * handshake starts on one and goes on on the other): the first is kept, under ack_lock, to say why
+ * a TLS connection failed. */
+static void on_log(struct mosquitto *mosq, void *obj, int level, const char *text)
+{
+    conn_t *c = obj;
+    const char *e = text ? strstr(text, "OpenSSL Error") : NULL, *why = NULL;
+    (void)mosq;
+    if (!(level & MOSQ_LOG_ERR) || !text) {
+        return;
+    }
+    if (e) {
+        why = strrchr(e, ':'); /* the words after the last colon */
+        why = why && why[1] ? why + 1 : e;
+    } else if (strncmp(text, "Error: ", 7) == 0) {
+        why = text + 7; /* e.g. "host name verification failed." */
+    }
+    if (why) {
+        pthread_mutex_lock(&c->ack_lock);
+        if (!c->tls_error[0]) {
+            snprintf(c->tls_error, sizeof(c->tls_error), "%s", why);
+        }
+        pthread_mutex_unlock(&c->ack_lock);
+    }
+}
+
+/* Why a TLS attempt failed, from on_log(), or "" (network thread). */
+static bool tls_failure(conn_t *c, char *out, size_t size)
+{
+    pthread_mutex_lock(&c->ack_lock);
+    snprintf(out, size, "%s", c->tls_error);
+    pthread_mutex_unlock(&c->ack_lock);
+    return out[0] != '\0';
+}
+
 static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 {
     conn_t *c = obj;
@@ -74,10 +110,13 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
 {
     conn_t *c = obj;
+    char why[96];
     (void)mosq;
     if (!c->lost && c->state == CONN_CONNECTED) {
         snprintf(c->last_error, sizeof(c->last_error), "connection lost: %s",
                  rc == MOSQ_ERR_KEEPALIVE ? "keepalive timeout" : mosquitto_strerror(rc));
+    } else if (!c->lost && tls_failure(c, why, sizeof(why))) {
+        snprintf(c->last_error, sizeof(c->last_error), "cannot connect: TLS: %s", why);
     } else if (!c->lost) {
         snprintf(c->last_error, sizeof(c->last_error), "cannot connect: %s",
                  rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
@@ -521,11 +560,15 @@ static void start_attempt(conn_t *c)
         mosquitto_connect_callback_set(a->mosq, on_connect);
         mosquitto_disconnect_callback_set(a->mosq, on_disconnect);
         mosquitto_message_v5_callback_set(a->mosq, on_message);
+        mosquitto_log_callback_set(a->mosq, on_log);
         mosquitto_publish_callback_set(a->mosq, on_publish);
         a->port = (int)c->cfg.port;
         a->keepalive = (int)c->cfg.keepalive;
         a->conn = c;
         atomic_fetch_add(&c->refs, 1);
+        pthread_mutex_lock(&c->ack_lock);
+        c->tls_error[0] = '\0'; /* this attempt's */
+        pthread_mutex_unlock(&c->ack_lock);
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_mutex_lock(&s->connectors_lock);
@@ -562,10 +605,15 @@ void mqtt__conn_attempt_done(mqtt_service_t *s, void *arg)
     }
     c->attempt = NULL;
     if (a->rc != MOSQ_ERR_SUCCESS) {
-        snprintf(c->last_error, sizeof(c->last_error), "cannot connect: %s",
-                 a->rc == MOSQ_ERR_ERRNO ? strerror(a->err_no)
-                 : a->rc == MOSQ_ERR_EAI ? "cannot resolve the host name"
-                                         : mosquitto_strerror(a->rc));
+        char why[96];
+        if (a->rc == MOSQ_ERR_TLS && tls_failure(c, why, sizeof(why))) {
+            snprintf(c->last_error, sizeof(c->last_error), "cannot connect: TLS: %s", why);
+        } else {
+            snprintf(c->last_error, sizeof(c->last_error), "cannot connect: %s",
+                     a->rc == MOSQ_ERR_ERRNO ? strerror(a->err_no)
+                     : a->rc == MOSQ_ERR_EAI ? "cannot resolve the host name"
+                                             : mosquitto_strerror(a->rc));
+        }
         attempt_free(a);
         drop(c, false);
         return;
@@ -665,6 +713,10 @@ void mqtt__conn_io(conn_t *c, uint32_t events)
                 break;
             }
         }
+    }
+    char why[96];
+    if (c->lost && !c->last_error[0] && tls_failure(c, why, sizeof(why))) {
+        snprintf(c->last_error, sizeof(c->last_error), "cannot connect: TLS: %s", why);
     }
     if (c->lost && !c->last_error[0]) {
         /* Closed before CONNACK: a TLS verification (certificate, host name) or the broker. */

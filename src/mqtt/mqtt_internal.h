@@ -120,10 +120,11 @@ typedef struct conn {
     unsigned failures;  /* consecutive, for the backoff */
     attempt_t *attempt; /* the current connector attempt (CONNECTING) */
     bool just_connected, lost;
-    char last_error[160];
-    char failure[160]; /* the last failure, kept until connected (pelix_mqtt_connections) */
-    int64_t since;     /* wall clock (ms) of the last connect or failure */
-    uint64_t connects; /* successful connects */
+    char last_error[256];
+    char failure[256];  /* the last failure, kept until connected (pelix_mqtt_connections) */
+    char tls_error[96]; /* OpenSSL's last error of this attempt, from libmosquitto's log */
+    int64_t since;      /* wall clock (ms) of the last connect or failure */
+    uint64_t connects;  /* successful connects */
     bool error_logged;
     int sock; /* libmosquitto's socket, watched, or -1 */
     int efd;  /* our duplicate of it, registered in epoll (see loop.c), or -1 */
