@@ -288,6 +288,43 @@ static void test_shared_subscriptions(void **st)
     free(pid);
 }
 
+/* Two service instances sharing "$share/g/split/#" split one stream: every message reaches one
+ * of them, both get some. */
+static void test_shared_split_across_instances(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"$share/g/split/#"};
+    mf_t other = {0};
+    mf_listener_t l_other = {0};
+    char topic[32];
+
+    mf_start(&other, false);
+    char *p1 = mf_create(&s->fx, port_of(s), NULL);
+    char *p2 = mf_create(&other, port_of(s), NULL);
+    assert_true(mf_wait_connection(&s->fx, p1, MF_WAIT_MS) > 0);
+    assert_true(mf_wait_connection(&other, p2, MF_WAIT_MS) > 0);
+    mf_listen(&s->fx, &s->l1, t, 1, false, 1);
+    mf_listen(&other, &l_other, t, 1, false, 1);
+    wait_broker_log(s, "SUBSCRIBE", "$share/g/split/#", 2);
+    for (int i = 0; i < 40; i++) {
+        snprintf(topic, sizeof(topic), "split/%d", i);
+        publish(s, topic, "x", 1);
+    }
+    for (int i = 0; i < MF_WAIT_MS / 100 &&
+                    mf_listener_count(&s->l1, NULL) + mf_listener_count(&l_other, NULL) < 40;
+         i++) {
+        usleep(100 * 1000);
+    }
+    usleep(MF_QUIET_MS * 1000);
+    size_t a = mf_listener_count(&s->l1, NULL), b = mf_listener_count(&l_other, NULL);
+    assert_int_equal(a + b, 40); /* each message once */
+    assert_true(a > 0 && b > 0);
+    mf_listener_destroy(&l_other);
+    mf_free(&other);
+    free(p1);
+    free(p2);
+}
+
 /* A listener joining a filter already subscribed gets the retained messages too. */
 static void test_retained_for_late_listener(void **st)
 {
@@ -580,6 +617,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shared_subscriptions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retained_for_late_listener, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_split_across_instances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dollar_topics_and_parent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos_round_trips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_per_listener, setup, teardown),
