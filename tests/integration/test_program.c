@@ -505,6 +505,38 @@ static void test_broker_by_shell(void **st)
     expect_exit(p, 0);
 }
 
+/* The will of a configuration reaches the others when pelix-mqtt is killed (its birth first). */
+static void test_will_on_kill(void **st)
+{
+    state_t *s = *st;
+    char path[4200], body[512];
+
+    s->b = tb_broker_start(NULL);
+    assert_non_null(s->b);
+    s->c = tc_connect(tb_broker_port(s->b), NULL);
+    assert_non_null(s->c);
+    assert_true(tc_subscribe(s->c, "wk/#", 1) >= 0);
+    pp_mkconf(s->root);
+    pp_conf_path(s->root, "mqtt.connector-wk.config.js", path, sizeof(path));
+    snprintf(body, sizeof(body),
+             "{\"host\": \"127.0.0.1\", \"port\": %d, \"birth_topic\": \"wk/status\", "
+             "\"birth_payload\": \"online\", \"will_topic\": \"wk/status\", \"will_payload\": "
+             "\"lost\", \"will_qos\": 1, \"service.factoryPid\": \"mqtt.connector\", "
+             "\"service.pid\": \"mqtt.connector-wk\"}\n",
+             tb_broker_port(s->b));
+    assert_true(pp_write_file(path, body));
+    pp_proc_t *p = start(s, false, ARGS("--no-embedded-broker"));
+    tc_message_t m;
+    assert_true(tc_wait_message(s->c, "wk/status", PP_WAIT_MS, &m));
+    assert_string_equal(m.payload, "online");
+    tc_message_free(&m);
+    pp_kill(p, SIGKILL);
+    assert_true(pp_wait_exit(p, PP_WAIT_MS) != -1);
+    assert_true(tc_wait_message(s->c, "wk/status", PP_WAIT_MS, &m));
+    assert_string_equal(m.payload, "lost");
+    tc_message_free(&m);
+}
+
 /* ---- 4. the folder followed while running --------------------------------------------------- */
 
 static void test_live_folder(void **st)
@@ -755,6 +787,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_subscribe_then_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_embedded_sigkill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_by_shell, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_will_on_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_folder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
