@@ -6,10 +6,8 @@
  * DIR holds one `mqtt.connector` configuration per broker (`<pid>.config.js` files, as
  * pelix-mqtt and Pelix write them). The program waits (10 s at most) until a broker accepted its
  * connection, publishes the message with QoS 1 through the `pelix.mqtt.factory` service, on every
- * broker connected at that moment, prints the outcome per connection, and stops. The factory
- * service queues the message without waiting for the broker's acknowledgement; stopping the MQTT
- * service writes what is queued before its clean disconnect (a non-blocking write: enough for
- * small messages like this one).
+ * configured broker, waits until each broker acknowledged it (`wait_published`, 5 s at most),
+ * prints the outcome per connection, and stops.
  *
  * The broker sees one client per configuration, whose id is derived from the configuration PID:
  * two programs running on the same folder at once connect with the same client id, and the broker
@@ -99,8 +97,12 @@ static void publish(void *ctx, long id, void *svc, const pelix_props_t *props)
     m->rc = factory->publish(factory->handle, m->topic, m->payload, strlen(m->payload), 1, false,
                              NULL, &results, &count);
     for (size_t i = 0; i < count; i++) {
+        /* Sent: wait (up to 5 s) until the broker acknowledged it. */
+        int rc = results[i].rc == 0 && results[i].token
+                     ? factory->wait_published(factory->handle, &results[i], 5000)
+                     : results[i].rc;
         printf("%s: %s\n", results[i].pid,
-               results[i].rc == 0 ? "published" : pelix_strerror(results[i].rc));
+               rc == 0 ? (results[i].queued ? "queued" : "published") : pelix_strerror(rc));
     }
     pelix_mqtt_results_free(results, count);
 }

@@ -193,12 +193,13 @@ typedef struct pelix_mqtt_connection {
 
 /** @brief The result of a factory publish on one connection. */
 typedef struct pelix_mqtt_result {
-    char *pid;   /**< the configuration PID of the connection */
-    int rc;      /**< 0 or the error of pelix_mqtt_connection_t.publish(); -ENOBUFS: its offline
-                  * queue is full (drop_policy "newest"); -ENOTCONN: not connected and not
-                  * queued (QoS 0 without queue_qos0, or max_queued_messages 0) */
-    int mid;     /**< message id when rc is 0 and it was sent */
-    bool queued; /**< rc 0: waiting in the offline queue, sent in order when it connects */
+    char *pid;      /**< the configuration PID of the connection */
+    int rc;         /**< 0 or the error of pelix_mqtt_connection_t.publish(); -ENOBUFS: its offline
+                     * queue is full (drop_policy "newest"); -ENOTCONN: not connected and not
+                     * queued (QoS 0 without queue_qos0, or max_queued_messages 0) */
+    int mid;        /**< message id when rc is 0 and it was sent */
+    bool queued;    /**< rc 0: waiting in the offline queue, sent in order when it connects */
+    uint64_t token; /**< sent: for pelix_mqtt_factory_t.wait_published(); 0 otherwise */
 } pelix_mqtt_result_t;
 
 /**
@@ -224,6 +225,10 @@ typedef struct pelix_mqtt_factory {
     int (*publish_props)(void *handle, const char *topic, const void *payload, size_t len, int qos,
                          bool retain, const pelix_mqtt_properties_t *props, const char *pid,
                          pelix_mqtt_result_t **ret_results, size_t *ret_count);
+    /** Waits until the broker acknowledged the message of one result (as the connection
+     * service's `wait_published`): 0, -ETIMEDOUT, -ENOTCONN (lost before), -ENOENT (its
+     * configuration is gone), -EINVAL (no token: not sent, or queued). */
+    int (*wait_published)(void *handle, const pelix_mqtt_result_t *result, long timeout_ms);
 } pelix_mqtt_factory_t;
 
 /** @brief Frees the results of a factory publish (NULL accepted). */

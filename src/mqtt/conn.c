@@ -28,6 +28,8 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int wait_fn(void *handle, const pelix_mqtt_publish_info_t *info, long timeout_ms);
+
 struct attempt {
     conn_t *conn; /* referenced */
     struct mosquitto *mosq;
@@ -200,6 +202,11 @@ static void add_lost(conn_t *c, uint64_t token)
     }
     c->lost_tokens[(c->lost_head + c->nlost) % LOST_MAX] = token;
     c->nlost++;
+}
+
+int mqtt__conn_wait(conn_t *c, const pelix_mqtt_publish_info_t *info, long timeout_ms)
+{
+    return wait_fn(c, info, timeout_ms);
 }
 
 static int wait_fn(void *handle, const pelix_mqtt_publish_info_t *info, long timeout_ms)

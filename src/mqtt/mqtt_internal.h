@@ -174,6 +174,9 @@ int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t
                        bool retain, const mosquitto_property *props,
                        pelix_mqtt_publish_info_t *ret_info, bool *ret_queued);
 
+/* The connection service's wait_published, for factory results. */
+int mqtt__conn_wait(conn_t *c, const pelix_mqtt_publish_info_t *info, long timeout_ms);
+
 /* offline.c, under the connection's `lock`: queue (0, -ENOTCONN when not queued, -ENOBUFS,
  * -ENOMEM); publish them in order (network thread, connected); drop them all (their number);
  * take the bounds of a configuration. */

@@ -79,6 +79,33 @@ static int factory_publish_list(mqtt_service_t *s, const char *topic, const void
                                 const char *pid, pelix_mqtt_result_t **ret_results,
                                 size_t *ret_count);
 
+static int factory_wait(void *handle, const pelix_mqtt_result_t *result, long timeout_ms)
+{
+    mqtt_service_t *s = handle;
+    pelix_mqtt_publish_info_t info = {0, result ? result->mid : 0, result ? result->token : 0};
+    conn_t *c = NULL;
+    int rc;
+
+    if (!s || !result || !result->pid || !result->token) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&s->conns_lock);
+    for (size_t i = 0; i < s->nconfigured && !c; i++) {
+        if (strcmp(s->configured[i]->pid, result->pid) == 0) {
+            c = s->configured[i];
+            atomic_fetch_add(&c->refs, 1);
+        }
+    }
+    pthread_mutex_unlock(&s->conns_lock);
+    if (!c) {
+        return -ENOENT;
+    }
+    rc = mqtt__conn_wait(c, &info, timeout_ms);
+    mqtt__conn_unref(c);
+    /* A token of an earlier connection of that configuration (moved since): that one is gone. */
+    return rc == -EINVAL ? -ENOTCONN : rc;
+}
+
 static int factory_publish(void *handle, const char *topic, const void *payload, size_t len,
                            int qos, bool retain, const char *pid, pelix_mqtt_result_t **ret_results,
                            size_t *ret_count)
@@ -168,6 +195,7 @@ static int factory_publish_list(mqtt_service_t *s, const char *topic, const void
             results[i].rc = one;
             results[i].mid = info.mid;
             results[i].queued = queued;
+            results[i].token = queued ? 0 : info.token;
         }
         mqtt__conn_unref(targets[i]);
     }
@@ -353,6 +381,7 @@ int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca, const pelix_m
     }
     s->factory.publish = factory_publish;
     s->factory.publish_props = factory_publish_props;
+    s->factory.wait_published = factory_wait;
     s->factory.handle = s;
     s->managed.updated = managed_updated;
     s->managed.deleted = managed_deleted;
