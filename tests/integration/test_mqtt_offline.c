@@ -15,6 +15,7 @@
 // clang-format on
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,21 @@ static void expect_in_order(state_t *s, const char *const *topics, size_t n)
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(mf_listener_count(&s->l, topics[i]), 1); /* once each */
     }
+    /* In the order they were published: their places in the arrivals go up. */
+    pthread_mutex_lock(&s->l.lock);
+    size_t last = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t at = 0;
+        while (at < s->l.count && strcmp(s->l.msgs[at].topic, topics[i]) != 0) {
+            at++;
+        }
+        if (at >= s->l.count || (i > 0 && at <= last)) {
+            pthread_mutex_unlock(&s->l.lock);
+            fail_msg("'%s' arrived out of order", topics[i]);
+        }
+        last = at;
+    }
+    pthread_mutex_unlock(&s->l.lock);
 }
 
 static char last_error[200]; /* of the last info_of() */
