@@ -50,15 +50,15 @@ static void connections_cmd(mqtt_service_t *s, void *arg)
         return;
     }
     while (pelix__map_next(&s->conns, &pos, NULL, NULL, &value)) {
-        const conn_t *c = value;
+        conn_t *c = value;
         pelix_mqtt_connection_info_t *i = &snap->list[n++];
         i->pid = pelix__strdup(c->pid);
         i->host = pelix__strdup(c->cfg.host);
         i->port = c->cfg.port;
         i->client_id = pelix__strdup(c->cfg.client_id ? c->cfg.client_id : "");
         i->state = state_name(c);
-        i->messages_in = atomic_load(&((conn_t *)c)->msgs_in);
-        i->messages_out = atomic_load(&((conn_t *)c)->msgs_out);
+        i->messages_in = atomic_load(&c->msgs_in);
+        i->messages_out = atomic_load(&c->msgs_out);
         i->last_error = pelix__strdup(c->state == CONN_CONNECTED ? "" : c->failure);
         i->since = c->since;
         i->connects = c->connects;
@@ -67,10 +67,10 @@ static void connections_cmd(mqtt_service_t *s, void *arg)
             int64_t left = c->due - pelix__now_ms();
             i->retry_in = left > 0 ? (long)left : 0;
         }
-        pthread_mutex_lock(&((conn_t *)c)->lock);
+        pthread_mutex_lock(&c->lock);
         i->queued = c->q_count;
         i->dropped = c->q_dropped;
-        pthread_mutex_unlock(&((conn_t *)c)->lock);
+        pthread_mutex_unlock(&c->lock);
         if (!i->pid || !i->host || !i->client_id || !i->last_error) {
             snap->rc = -ENOMEM;
         }

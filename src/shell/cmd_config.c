@@ -141,7 +141,9 @@ int shell__cmd_config_update(pelix_shell_t *sh, const pelix_shell_word_t *w, siz
     return rc;
 }
 
-int shell__cmd_config_delete(pelix_shell_t *sh, const pelix_shell_word_t *w, size_t n)
+/* Runs `op` on the existing configuration named by the command's one argument. */
+static int on_existing(pelix_shell_t *sh, const pelix_shell_word_t *w, size_t n,
+                       int (*op)(pelix_configuration_t *c, pelix_error_t *err))
 {
     pelix_error_t err = PELIX_ERROR_INIT;
     pelix_configuration_t *c;
@@ -153,7 +155,7 @@ int shell__cmd_config_delete(pelix_shell_t *sh, const pelix_shell_word_t *w, siz
     if (!(c = existing(sh, w[0].text, w[1].text))) {
         return -ENOENT;
     }
-    rc = pelix_configuration_delete(c, &err);
+    rc = op(c, &err);
     pelix_configuration_unref(c);
     if (rc < 0) {
         return shell__fail(sh, w[0].text, rc, "%s", err.text[0] ? err.text : pelix_strerror(rc));
@@ -161,24 +163,14 @@ int shell__cmd_config_delete(pelix_shell_t *sh, const pelix_shell_word_t *w, siz
     return 0;
 }
 
+int shell__cmd_config_delete(pelix_shell_t *sh, const pelix_shell_word_t *w, size_t n)
+{
+    return on_existing(sh, w, n, pelix_configuration_delete);
+}
+
 int shell__cmd_config_reload(pelix_shell_t *sh, const pelix_shell_word_t *w, size_t n)
 {
-    pelix_error_t err = PELIX_ERROR_INIT;
-    pelix_configuration_t *c;
-    int rc = shell__arity(sh, w, n, 1, 1);
-
-    if (rc < 0 || no_ca(sh, w[0].text, &rc)) {
-        return rc;
-    }
-    if (!(c = existing(sh, w[0].text, w[1].text))) {
-        return -ENOENT;
-    }
-    rc = pelix_configuration_reload(c, &err);
-    pelix_configuration_unref(c);
-    if (rc < 0) {
-        return shell__fail(sh, w[0].text, rc, "%s", err.text[0] ? err.text : pelix_strerror(rc));
-    }
-    return 0;
+    return on_existing(sh, w, n, pelix_configuration_reload);
 }
 
 int shell__cmd_config_list(pelix_shell_t *sh, const pelix_shell_word_t *w, size_t n)
