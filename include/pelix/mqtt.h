@@ -11,14 +11,16 @@
  *   `reconnect_max` (60 s), `connect_timeout` (10 s), `client_id` (default: derived from the PID,
  *   so stable across restarts and unique per configuration), `username` and `password` (never
  *   logged nor shown; the configuration file is then 0600), `clean_session` (true), `protocol`
- *   ("3.1.1", "5" or "3.1"), `max_inflight` (20), and three messages, each `<m>_topic`,
- *   `<m>_payload`, `<m>_qos` (0), `<m>_retain` (false): `will` (published by the broker when the
- *   connection is lost), `birth` (published after every connect) and `close` (published before a
- *   graceful disconnect: configuration deleted, service stopped); TLS with `tls` (true when a
- *   CA or certificate is given), `tls_ca_file` / `tls_ca_path` (default: the system's
- *   authorities), `tls_cert_file` + `tls_key_file` (client certificate), `tls_key_password`
- *   (never logged), `tls_insecure` (false: the host name is verified), `tls_version` ("tlsv1.2",
- *   the minimum and default, or "tlsv1.3"), `tls_ciphers`, `tls_alpn`. Values given as strings
+ *   ("3.1.1", "5" or "3.1"), `session_expiry` (MQTT 5 only, seconds the broker keeps the session
+ *   after the connection ends: 0, or never when `clean_session` is false), `max_inflight` (20),
+ *   and three messages, each `<m>_topic`, `<m>_payload`, `<m>_qos` (0), `<m>_retain` (false):
+ *   `will` (published by the broker when the connection is lost), `birth` (published after every
+ *   connect) and `close` (published before a graceful disconnect: configuration deleted, service
+ *   stopped); TLS with `tls` (true when a CA or certificate is given), `tls_ca_file` /
+ *   `tls_ca_path` (default: the system's authorities), `tls_cert_file` + `tls_key_file` (client
+ *   certificate), `tls_key_password` (never logged), `tls_insecure` (false: the host name is
+ *   verified), `tls_version` ("tlsv1.2", the minimum and default, or "tlsv1.3"), `tls_ciphers`,
+ *   `tls_alpn`. Values given as strings
  * (shell, files) are coerced; a value that cannot be is logged with its reason and makes no
  * connection.
  * - `pelix.mqtt.connection` (pointer: pelix_mqtt_connection_t), one per connected broker, with
@@ -43,13 +45,13 @@
  * it is.
  *
  * Threads: one network thread runs every connection (libmosquitto's external loop over epoll);
- * names are resolved and TCP connects started on short-lived connector threads, each attempt
- * bounded by `connect_timeout`, so no broker delays another and callers never wait on the
- * network. Listener callbacks run on dispatch worker threads, one serial queue per listener
- * (messages reach a listener in the order the broker sent them, calls never overlap), bounded
- * (see pelix_mqtt_options_t); a listener whose queue is full loses the newest messages, counted.
- * Registry events of the connection services are delivered on the network thread. No callback
- * runs under a lock of the service.
+ * names are resolved and TCP connects made on short-lived connector threads, each attempt
+ * bounded by `connect_timeout` (a thread still blocked is abandoned, never waited for), so no
+ * broker delays another and callers never wait on the network. Listener callbacks run on dispatch
+ * worker threads, one serial queue per listener (messages reach a listener in the order the broker
+ * sent them, calls never overlap), bounded (see pelix_mqtt_options_t); a listener whose queue is
+ * full loses the newest messages, counted. Registry events of the connection services are delivered
+ * on the network thread. No callback runs under a lock of the service.
  */
 #ifndef PELIX_MQTT_H
 #define PELIX_MQTT_H
@@ -267,8 +269,9 @@ PELIX_API int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca,
  * @brief Stops the service: unregisters its services, disconnects every broker (cleanly when
  * connected), delivers or drops what listener queues hold (bounded wait), stops its threads.
  * NULL accepted; returns NULL. Not from a callback of the service, and not while the calling
- * thread holds a use of one of its services (their unregistration waits for it). It waits for
- * connector threads still resolving a name, which the system resolver bounds.
+ * thread holds a use of one of its services (their unregistration waits for it). It waits at
+ * most a second for connector threads still resolving a name or connecting; those left end on
+ * their own later (they free what they hold and touch nothing of the freed service).
  */
 PELIX_API pelix_mqtt_t *pelix_mqtt_free(pelix_mqtt_t *mqtt);
 

@@ -1,8 +1,9 @@
 /*
  * The configuration of one broker connection: Pelix's `host`, `port` (1883) and `keepalive`
  * (60), plus the reconnect bounds, the connect timeout, the client id, the credentials, the
- * session and protocol, the in-flight window, and the will, birth and close messages. Values given
- * as strings are coerced by the schema; anything else wrong is refused with its reason.
+ * session (and its MQTT 5 expiry) and protocol, the in-flight window, and the will, birth and close
+ * messages. Values given as strings are coerced by the schema; anything else wrong is refused with
+ * its reason.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@ const pelix_prop_schema_t mqtt__config_schema[] = {
     {"clean_session", PELIX_TYPE_BOOL, false, false, 0, 0},
     {"protocol", PELIX_TYPE_STRING, false, false, 0, 0},
     {"max_inflight", PELIX_TYPE_LONG, false, true, 1, 65535},
+    {"session_expiry", PELIX_TYPE_LONG, false, true, 0, 4294967295.0},
     {"will_topic", PELIX_TYPE_STRING, false, false, 0, 0},
     {"will_payload", PELIX_TYPE_STRING, false, false, 0, 0},
     {"will_qos", PELIX_TYPE_LONG, false, true, 0, 2},
@@ -190,6 +192,17 @@ static int parse_session(const pelix_props_t *typed, conn_config_t *c, pelix_err
         return pelix__error(err, PELIX_E_MISSING, -1, "password: no username");
     }
     c->clean_session = pelix_props_get_bool(typed, "clean_session", true);
+    /* MQTT 5 ends a session with its connection unless told otherwise: a kept session
+     * (clean_session false) then never expires, as with MQTT 3.1.1. */
+    if (pelix_props_get(typed, "session_expiry") && c->protocol != MQTT_PROTOCOL_V5) {
+        return pelix__error(err, PELIX_E_RANGE, -1,
+                            "session_expiry: needs protocol 5 (MQTT 3 has no session expiry; "
+                            "clean_session false keeps the session)");
+    }
+    if (c->protocol == MQTT_PROTOCOL_V5) {
+        c->session_expiry = (uint32_t)pelix_props_get_long(
+            typed, "session_expiry", c->clean_session ? 0 : (int64_t)UINT32_MAX);
+    }
     c->enabled = pelix_props_get_bool(typed, "enabled", true);
     c->max_queued_messages = (long)pelix_props_get_long(typed, "max_queued_messages", 1000);
     c->max_queued_bytes = (long)pelix_props_get_long(typed, "max_queued_bytes", 16L << 20);
@@ -318,8 +331,8 @@ bool mqtt__config_moves(const conn_config_t *a, const conn_config_t *b)
            strcmp(a->client_id, b->client_id) != 0 || differ(a->username, b->username) ||
            differ(a->password, b->password) || a->clean_session != b->clean_session ||
            a->protocol != b->protocol || a->max_inflight != b->max_inflight ||
-           a->enabled != b->enabled || messages_differ(&a->will, &b->will) ||
-           tls_differs(&a->tls, &b->tls);
+           a->session_expiry != b->session_expiry || a->enabled != b->enabled ||
+           messages_differ(&a->will, &b->will) || tls_differs(&a->tls, &b->tls);
 }
 
 void mqtt__config_take_live(conn_config_t *to, conn_config_t *from)

@@ -1,14 +1,13 @@
 /*
- * One broker connection: its state machine on the network thread, its connector threads and
- * its connection service.
+ * One broker connection: its state machine on the network thread and its connection service.
  *
- * BACKOFF --due--> CONNECTING (a connector thread resolves the name and starts the TCP connect
- * with mosquitto_connect_async on a fresh libmosquitto object, bounded by `connect_timeout`)
- * --> WAITING_ACK (socket in epoll, CONNECT sent, CONNACK awaited until `due`) --> CONNECTED
- * (service registered, filters subscribed, keepalive every second). Any failure goes back to
- * BACKOFF with an exponential, jittered delay between `reconnect_min` and `reconnect_max`. An
- * attempt that times out is abandoned: its thread finishes on its own and its object is
- * destroyed when it reports, so a hung DNS lookup never blocks anything.
+ * BACKOFF --due--> CONNECTING (a connector thread, connector.c, resolves the name and starts the
+ * TCP connect on a fresh libmosquitto object, bounded by `connect_timeout`) --> WAITING_ACK
+ * (socket in epoll, CONNECT sent, CONNACK awaited until `due`) --> CONNECTED (service
+ * registered, filters subscribed, keepalive every second). Any failure goes back to BACKOFF with
+ * an exponential, jittered delay between `reconnect_min` and `reconnect_max`. An attempt that
+ * times out is abandoned: its thread finishes on its own and its object is destroyed when it
+ * reports, so a hung DNS lookup or TCP connect never blocks anything.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,66 +29,10 @@ static int64_t wall_ms(void)
 
 static int wait_fn(void *handle, const pelix_mqtt_publish_info_t *info, long timeout_ms);
 
-struct attempt {
-    conn_t *conn; /* referenced */
-    struct mosquitto *mosq;
-    char *host;
-    int port;
-    int keepalive;
-    int rc;
-    int err_no;
-};
-
 /* Serial numbers of connections, in their tokens. */
 static atomic_uint serials;
 
-static void attempt_free(attempt_t *a)
-{
-    if (a->mosq) {
-        mosquitto_destroy(a->mosq);
-    }
-    mqtt__conn_unref(a->conn);
-    pelix__free(a->host);
-    pelix__free(a);
-}
-
 /* ---- libmosquitto callbacks (network thread, inside loop_read/write/misc) -------------------- */
-
-/* libmosquitto logs OpenSSL's reasons ("OpenSSL Error[0]: error:0A000086:SSL
- * routines::certificate verify failed"), on the connector thread or the network thread (the
- * handshake starts on one and goes on on the other): the first is kept, under ack_lock, to say why
- * a TLS connection failed. */
-static void on_log(struct mosquitto *mosq, void *obj, int level, const char *text)
-{
-    conn_t *c = obj;
-    const char *e = text ? strstr(text, "OpenSSL Error") : NULL, *why = NULL;
-    (void)mosq;
-    if (!(level & MOSQ_LOG_ERR) || !text) {
-        return;
-    }
-    if (e) {
-        why = strrchr(e, ':'); /* the words after the last colon */
-        why = why && why[1] ? why + 1 : e;
-    } else if (strncmp(text, "Error: ", 7) == 0) {
-        why = text + 7; /* e.g. "host name verification failed." */
-    }
-    if (why) {
-        pthread_mutex_lock(&c->ack_lock);
-        if (!c->tls_error[0]) {
-            snprintf(c->tls_error, sizeof(c->tls_error), "%s", why);
-        }
-        pthread_mutex_unlock(&c->ack_lock);
-    }
-}
-
-/* Why a TLS attempt failed, from on_log(), or "" (network thread). */
-static bool tls_failure(conn_t *c, char *out, size_t size)
-{
-    pthread_mutex_lock(&c->ack_lock);
-    snprintf(out, size, "%s", c->tls_error);
-    pthread_mutex_unlock(&c->ack_lock);
-    return out[0] != '\0';
-}
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 {
@@ -117,7 +60,7 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
     if (!c->lost && c->state == CONN_CONNECTED) {
         snprintf(c->last_error, sizeof(c->last_error), "connection lost: %s",
                  rc == MOSQ_ERR_KEEPALIVE ? "keepalive timeout" : mosquitto_strerror(rc));
-    } else if (!c->lost && tls_failure(c, why, sizeof(why))) {
+    } else if (!c->lost && mqtt__conn_tls_failure(c, why, sizeof(why))) {
         snprintf(c->last_error, sizeof(c->last_error), "cannot connect: TLS: %s", why);
     } else if (!c->lost) {
         snprintf(c->last_error, sizeof(c->last_error), "cannot connect: %s",
@@ -150,6 +93,14 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
         pelix__map_put_long(&c->acks_early, mid, (void *)(uintptr_t)1);
     }
     pthread_mutex_unlock(&c->ack_lock);
+}
+
+void mqtt__conn_callbacks(struct mosquitto *mosq)
+{
+    mosquitto_connect_callback_set(mosq, on_connect);
+    mosquitto_disconnect_callback_set(mosq, on_disconnect);
+    mosquitto_message_v5_callback_set(mosq, on_message);
+    mosquitto_publish_callback_set(mosq, on_publish);
 }
 
 /* ---- service functions (any thread) ---------------------------------------------------------- */
@@ -383,64 +334,6 @@ static int64_t backoff_ms(conn_t *c)
     return d < lo ? lo : d;
 }
 
-/* Gives libmosquitto the passphrase of the client key (called on the connector thread; the
- * configuration of a connection does not change while it exists). */
-static int key_password(char *buf, int size, int rwflag, void *userdata)
-{
-    const conn_t *c = mosquitto_userdata(userdata);
-    const char *pw = c ? c->cfg.tls.key_password : NULL;
-    size_t len = pw ? strlen(pw) : 0;
-
-    (void)rwflag;
-    if (!pw || size <= 0 || len >= (size_t)size) {
-        return 0;
-    }
-    memcpy(buf, pw, len + 1);
-    return (int)len;
-}
-
-static const char *tls_set(struct mosquitto *mosq, const conn_tls_t *t)
-{
-    if (!t->on) {
-        return NULL;
-    }
-    if (mosquitto_tls_set(mosq, t->ca_file, t->ca_path, t->cert_file, t->key_file, key_password) !=
-        0) {
-        return "TLS files refused by libmosquitto";
-    }
-    if (mosquitto_tls_opts_set(mosq, 1, t->version ? t->version : "tlsv1.2", t->ciphers) != 0) {
-        return "tls_version or tls_ciphers refused by libmosquitto";
-    }
-    if (mosquitto_tls_insecure_set(mosq, t->insecure) != 0 ||
-        (t->alpn && mosquitto_string_option(mosq, MOSQ_OPT_TLS_ALPN, t->alpn) != 0)) {
-        return "TLS options refused by libmosquitto";
-    }
-    return NULL;
-}
-
-/* The session settings of a new libmosquitto object; NULL, or what libmosquitto refused. */
-static const char *session_set(struct mosquitto *mosq, const conn_config_t *cfg)
-{
-    const conn_message_t *w = &cfg->will;
-    const char *why;
-
-    mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, cfg->protocol);
-    if (cfg->username && mosquitto_username_pw_set(mosq, cfg->username, cfg->password) != 0) {
-        return "username or password refused by libmosquitto";
-    }
-    if (mosquitto_max_inflight_messages_set(mosq, (unsigned)cfg->max_inflight) != 0) {
-        return "max_inflight refused by libmosquitto";
-    }
-    if (w->topic && mosquitto_will_set(mosq, w->topic, (int)strlen(w->payload), w->payload, w->qos,
-                                       w->retain) != 0) {
-        return "will refused by libmosquitto";
-    }
-    if ((why = tls_set(mosq, &cfg->tls)) != NULL) {
-        return why;
-    }
-    return NULL;
-}
-
 /* Publishes a configured message (birth, close) on a connected object; logs a failure. */
 static void publish_configured(conn_t *c, struct mosquitto *mosq, const conn_message_t *m,
                                const char *what)
@@ -525,71 +418,14 @@ static void drop(conn_t *c, bool closing)
     }
 }
 
-static void *connector(void *arg)
-{
-    attempt_t *a = arg;
-    mqtt_service_t *s = a->conn->svc;
-
-    a->rc = mosquitto_connect_async(a->mosq, a->host, a->port, a->keepalive);
-    a->err_no = errno;
-    pthread_mutex_lock(&s->connectors_lock);
-    if (mqtt__post(s, mqtt__conn_attempt_done, a, false) < 0) {
-        attempt_free(a); /* the service stops: nobody takes it */
-    }
-    s->connectors--;
-    pthread_cond_broadcast(&s->connectors_cond);
-    pthread_mutex_unlock(&s->connectors_lock);
-    return NULL;
-}
-
+/* Network thread. */
 static void start_attempt(conn_t *c)
 {
-    mqtt_service_t *s = c->svc;
-    attempt_t *a = pelix__calloc(1, sizeof(*a));
-    pthread_attr_t attr;
-    pthread_t thread;
-    int rc = -ENOMEM;
-
     const char *why = NULL;
+    attempt_t *a = NULL;
+    int rc = mqtt__attempt_start(c, c->svc->connectors, &a, &why);
 
-    if (a && (a->host = pelix__strdup(c->cfg.host)) &&
-        !(a->mosq = mosquitto_new(c->cfg.client_id, c->cfg.clean_session, c))) {
-        rc = errno == EINVAL ? -EINVAL : -ENOMEM;
-        why = rc == -EINVAL ? "client_id refused by libmosquitto" : NULL;
-    }
-    if (a && a->mosq && (why = session_set(a->mosq, &c->cfg)) != NULL) {
-        rc = -EINVAL;
-        mosquitto_destroy(a->mosq);
-        a->mosq = NULL;
-    }
-    if (a && a->mosq) {
-        mosquitto_threaded_set(a->mosq, true);
-        mosquitto_connect_callback_set(a->mosq, on_connect);
-        mosquitto_disconnect_callback_set(a->mosq, on_disconnect);
-        mosquitto_message_v5_callback_set(a->mosq, on_message);
-        mosquitto_log_callback_set(a->mosq, on_log);
-        mosquitto_publish_callback_set(a->mosq, on_publish);
-        a->port = (int)c->cfg.port;
-        a->keepalive = (int)c->cfg.keepalive;
-        a->conn = c;
-        atomic_fetch_add(&c->refs, 1);
-        pthread_mutex_lock(&c->ack_lock);
-        c->tls_error[0] = '\0'; /* this attempt's */
-        pthread_mutex_unlock(&c->ack_lock);
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_mutex_lock(&s->connectors_lock);
-        rc = -pthread_create(&thread, &attr, connector, a);
-        if (rc == 0) {
-            s->connectors++;
-        }
-        pthread_mutex_unlock(&s->connectors_lock);
-        pthread_attr_destroy(&attr);
-    }
     if (rc < 0) {
-        if (a) {
-            attempt_free(a);
-        }
         snprintf(c->last_error, sizeof(c->last_error), "cannot start a connection: %s",
                  why ? why : strerror(-rc));
         drop(c, false);
@@ -607,13 +443,13 @@ void mqtt__conn_attempt_done(mqtt_service_t *s, void *arg)
     (void)s;
 
     if (c->attempt != a || c->state != CONN_CONNECTING) {
-        attempt_free(a); /* abandoned (timed out, reconfigured or deleted) */
+        mqtt__attempt_free(a); /* abandoned (timed out, reconfigured or deleted) */
         return;
     }
     c->attempt = NULL;
     if (a->rc != MOSQ_ERR_SUCCESS) {
         char why[96];
-        if (a->rc == MOSQ_ERR_TLS && tls_failure(c, why, sizeof(why))) {
+        if (a->rc == MOSQ_ERR_TLS && mqtt__conn_tls_failure(c, why, sizeof(why))) {
             snprintf(c->last_error, sizeof(c->last_error), "cannot connect: TLS: %s", why);
         } else {
             snprintf(c->last_error, sizeof(c->last_error), "cannot connect: %s",
@@ -621,7 +457,7 @@ void mqtt__conn_attempt_done(mqtt_service_t *s, void *arg)
                      : a->rc == MOSQ_ERR_EAI ? "cannot resolve the host name"
                                              : mosquitto_strerror(a->rc));
         }
-        attempt_free(a);
+        mqtt__attempt_free(a);
         drop(c, false);
         return;
     }
@@ -629,7 +465,7 @@ void mqtt__conn_attempt_done(mqtt_service_t *s, void *arg)
     c->mosq = a->mosq;
     pthread_mutex_unlock(&c->lock);
     a->mosq = NULL;
-    attempt_free(a);
+    mqtt__attempt_free(a);
     c->state = CONN_WAITING_ACK; /* `due` still bounds the whole attempt */
     mqtt__loop_watch(c->svc, c, mosquitto_socket(c->mosq), true);
 }
@@ -722,7 +558,7 @@ void mqtt__conn_io(conn_t *c, uint32_t events)
         }
     }
     char why[96];
-    if (c->lost && !c->last_error[0] && tls_failure(c, why, sizeof(why))) {
+    if (c->lost && !c->last_error[0] && mqtt__conn_tls_failure(c, why, sizeof(why))) {
         snprintf(c->last_error, sizeof(c->last_error), "cannot connect: TLS: %s", why);
     }
     if (c->lost && !c->last_error[0]) {

@@ -60,6 +60,7 @@ typedef struct conn_config {
     int protocol; /* MQTT_PROTOCOL_V31, V311 or V5 */
     bool enabled; /* false: configured but never connected (state "disabled") */
     long max_inflight;
+    uint32_t session_expiry; /* MQTT 5 (seconds; UINT32_MAX: never); else 0 */
     conn_message_t will, birth, close;
     conn_tls_t tls;
     /* offline queue (offline.c) */
@@ -105,10 +106,25 @@ typedef enum conn_state {
     CONN_DISABLED, /* `enabled` false: configured, never connected */
 } conn_state_t;
 
-typedef struct attempt attempt_t;
 typedef struct queued queued_t;
+typedef struct conn conn_t;
+typedef struct mqtt_connectors mqtt_connectors_t;
 
-typedef struct conn {
+/* One attempt to connect (connector.c): owned by its connector thread, then by the network
+ * thread once posted. */
+typedef struct attempt {
+    conn_t *conn; /* referenced */
+    mqtt_connectors_t *hub;
+    struct mosquitto *mosq;
+    mosquitto_property *props; /* CONNECT properties (MQTT 5), or NULL */
+    char *host;
+    int port;
+    int keepalive;
+    int rc; /* of the connect call */
+    int err_no;
+} attempt_t;
+
+struct conn {
     atomic_int refs;
     mqtt_service_t *svc;
     char *pid;
@@ -155,7 +171,7 @@ typedef struct conn {
     uint64_t *lost_tokens;
     size_t lost_head, nlost;
     uint64_t lost_floor;
-} conn_t;
+};
 
 conn_t *mqtt__conn_new(mqtt_service_t *s, const char *pid, conn_config_t *cfg);
 void mqtt__conn_unref(conn_t *c);
@@ -165,6 +181,23 @@ void mqtt__conn_close(conn_t *c); /* disconnects and drops the table's reference
 void mqtt__conn_timer(conn_t *c, int64_t now);
 void mqtt__conn_io(conn_t *c, uint32_t events);
 void mqtt__conn_attempt_done(mqtt_service_t *s, void *attempt);
+/* Sets the libmosquitto callbacks of a connection's object (connector.c calls it). */
+void mqtt__conn_callbacks(struct mosquitto *mosq);
+/* Why the last TLS attempt failed, as libmosquitto logged it (any thread); false: unknown. */
+bool mqtt__conn_tls_failure(conn_t *c, char *out, size_t size);
+
+/* connector.c: the connector threads of a service. The hub outlives the service while threads
+ * still run (see connector.c). */
+mqtt_connectors_t *mqtt__connectors_new(mqtt_service_t *s);
+/* After the network thread stopped: waits up to `wait_ms` for the threads, then leaves the rest
+ * to end on their own (they free their attempts; the last frees the hub). */
+void mqtt__connectors_close(mqtt_connectors_t *h, long wait_ms);
+long mqtt__connectors_running(mqtt_connectors_t *h);
+/* Network thread: a new object for `c` and a thread that connects it (its result is posted to
+ * mqtt__conn_attempt_done). 0, or -ENOMEM / -EINVAL / -EAGAIN with *ret_why when libmosquitto
+ * refused a setting. */
+int mqtt__attempt_start(conn_t *c, mqtt_connectors_t *h, attempt_t **ret, const char **ret_why);
+void mqtt__attempt_free(attempt_t *a);
 /* Subscribes / unsubscribes one filter on a connected connection. */
 void mqtt__conn_subscribe(conn_t *c, const char *filter, int qos);
 void mqtt__conn_unsubscribe(conn_t *c, const char *filter);
@@ -300,10 +333,7 @@ struct mqtt_service {
     pthread_mutex_t cmd_lock;
     pthread_cond_t cmd_cond;
     command_t *cmd_head, *cmd_tail;
-    /* connector threads running (pelix_mqtt_free waits for them) */
-    pthread_mutex_t connectors_lock;
-    pthread_cond_t connectors_cond;
-    long connectors;
+    mqtt_connectors_t *connectors; /* connector threads (connector.c) */
     /* connected connections, for factory publishes */
     pthread_mutex_t conns_lock;
     conn_t **connected;

@@ -8,6 +8,9 @@
 
 #include "mqtt/mqtt_internal.h"
 
+/* How long pelix_mqtt_free waits for connector threads before leaving them to end alone. */
+#define CONNECTORS_WAIT_MS 1000
+
 /* ---- connected list (any thread, under conns_lock) ------------------------------------------- */
 
 void mqtt__connected(mqtt_service_t *s, conn_t *c, bool up)
@@ -357,8 +360,6 @@ int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca, const pelix_m
     pelix__cond_init(&s->calls_cond);
     pelix__cond_init(&s->closing_cond);
     pthread_mutex_init(&s->conns_lock, NULL);
-    pthread_mutex_init(&s->connectors_lock, NULL);
-    pelix__cond_init(&s->connectors_cond);
     pthread_mutex_init(&s->cmd_lock, NULL);
     pelix__cond_init(&s->cmd_cond);
     s->scratch = (mqtt_trie_scratch_t)MQTT_TRIE_SCRATCH_INIT;
@@ -366,8 +367,10 @@ int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca, const pelix_m
     pthread_once(&lib_once, lib_init);
     s->trie = mqtt__trie_new();
     s->shared = mqtt__trie_new();
-    rc =
-        s->trie && s->shared ? mqtt__dispatch_new(s->opts.dispatch_workers, &s->dispatch) : -ENOMEM;
+    s->connectors = mqtt__connectors_new(s);
+    rc = s->trie && s->shared && s->connectors
+             ? mqtt__dispatch_new(s->opts.dispatch_workers, &s->dispatch)
+             : -ENOMEM;
     if (rc == 0) {
         rc = mqtt__loop_start(s);
     }
@@ -433,12 +436,10 @@ pelix_mqtt_t *pelix_mqtt_free(pelix_mqtt_t *m)
         mqtt__post(s, shutdown_cmd, NULL, true);
         mqtt__loop_stop(s);
     }
-    /* Connector threads still resolving report to nobody: wait for them to end. */
-    pthread_mutex_lock(&s->connectors_lock);
-    while (s->connectors > 0) {
-        pthread_cond_wait(&s->connectors_cond, &s->connectors_lock);
-    }
-    pthread_mutex_unlock(&s->connectors_lock);
+    /* Connector threads report to nobody now: a moment for them to end, then the ones stuck
+     * in a name lookup or a TCP connect end on their own. */
+    mqtt__connectors_close(s->connectors, CONNECTORS_WAIT_MS);
+    s->connectors = NULL;
     mqtt__listeners_untrack(s);
     mqtt__dispatch_free(s->dispatch);
     mqtt__trie_free(s->trie);
@@ -461,8 +462,6 @@ pelix_mqtt_t *pelix_mqtt_free(pelix_mqtt_t *m)
     pthread_cond_destroy(&s->calls_cond);
     pthread_cond_destroy(&s->closing_cond);
     pthread_mutex_destroy(&s->conns_lock);
-    pthread_mutex_destroy(&s->connectors_lock);
-    pthread_cond_destroy(&s->connectors_cond);
     pthread_mutex_destroy(&s->cmd_lock);
     pthread_cond_destroy(&s->cmd_cond);
     pelix__free(m);

@@ -642,3 +642,88 @@ void tb_blackhole_free(tb_blackhole_t *h)
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
+
+/* ---- synhole --------------------------------------------------------------------------------- */
+
+#define SYNHOLE_FILL 4
+
+struct tb_synhole {
+    int port;
+    int listen_fd;
+    int fill[SYNHOLE_FILL]; /* connections left in the accept queue */
+};
+
+/* A non-blocking connect to 127.0.0.1:port; its socket, or -1. */
+static int start_connect(int port)
+{
+    struct sockaddr_in addr = loopback(port);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 &&
+        errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+tb_synhole_t *tb_synhole_start(void)
+{
+    tb_synhole_t *h = calloc(1, sizeof(*h));
+    struct sockaddr_in addr = loopback(0);
+    socklen_t len = sizeof(addr);
+    int probe = -1;
+
+    if (!h) {
+        return NULL;
+    }
+    for (int i = 0; i < SYNHOLE_FILL; i++) {
+        h->fill[i] = -1;
+    }
+    h->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (h->listen_fd < 0 || bind(h->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+        getsockname(h->listen_fd, (struct sockaddr *)&addr, &len) < 0 ||
+        listen(h->listen_fd, 0) < 0) {
+        tb_error("synhole listener: %s", strerror(errno));
+        tb_synhole_free(h);
+        return NULL;
+    }
+    h->port = ntohs(addr.sin_port);
+    for (int i = 0; i < SYNHOLE_FILL; i++) {
+        h->fill[i] = start_connect(h->port);
+    }
+    sleep_ms(100);
+    probe = start_connect(h->port);
+    struct pollfd pfd = {probe, POLLOUT, 0};
+    if (probe < 0 || poll(&pfd, 1, 300) != 0) {
+        tb_error("synhole: a connect to port %d completed: the queue is not full", h->port);
+        if (probe >= 0) {
+            close(probe);
+        }
+        tb_synhole_free(h);
+        return NULL;
+    }
+    close(probe);
+    return h;
+}
+
+int tb_synhole_port(const tb_synhole_t *h)
+{
+    return h->port;
+}
+
+void tb_synhole_free(tb_synhole_t *h)
+{
+    if (!h) {
+        return;
+    }
+    if (h->listen_fd >= 0) {
+        close(h->listen_fd);
+    }
+    for (int i = 0; i < SYNHOLE_FILL; i++) {
+        if (h->fill[i] >= 0) {
+            close(h->fill[i]);
+        }
+    }
+    free(h);
+}

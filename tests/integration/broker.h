@@ -112,4 +112,19 @@ int tb_blackhole_accepted(tb_blackhole_t *h);
  * is ignored. */
 void tb_blackhole_free(tb_blackhole_t *h);
 
+/* ---- synhole ----------------------------------------------------------------------------------
+ * A TCP listener on 127.0.0.1 whose accept queue is full (it never accepts): the SYN of a new
+ * connection is dropped, so a TCP connect to it neither succeeds nor fails (the kernel retries for
+ * about two minutes), as with a host that is down behind a firewall. Freeing it closes the
+ * listener: connects still trying are then refused. */
+
+typedef struct tb_synhole tb_synhole_t;
+
+/* Starts one on a free port (checked: a probe connect does not complete); NULL with a message on
+ * stderr on failure. */
+tb_synhole_t *tb_synhole_start(void);
+int tb_synhole_port(const tb_synhole_t *h);
+/* Closes the listener and the connections that fill its queue; NULL is ignored. */
+void tb_synhole_free(tb_synhole_t *h);
+
 #endif

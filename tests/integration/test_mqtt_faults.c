@@ -2,8 +2,10 @@
  * The MQTT service when things go wrong, against real mosquitto brokers on loopback: the
  * regression tests of Pelix's bugs (reconnect after the broker starts, broker restart with the
  * subscriptions restored, live port change, delete during a pending connect, invalid filter
- * isolation, blackholed broker), configurations across a restart of the runtime, stray files,
- * publish to all over three brokers, and two configurations on one broker not kicking each other.
+ * isolation, blackholed broker), a TCP connect that never completes (an MQTT 5 session connect,
+ * which blocks its connector thread) stalling neither the other brokers nor the shutdown,
+ * configurations across a restart of the runtime, stray files, publish to all over three brokers,
+ * and two configurations on one broker not kicking each other.
  */
 // clang-format off
 #include <setjmp.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "integration/broker.h"
@@ -28,6 +31,7 @@ typedef struct state {
     mf_t fx;
     tb_broker_t *b[3];
     tb_blackhole_t *hole;
+    tb_synhole_t *synhole;
     mf_listener_t l1, l2;
 } state_t;
 
@@ -50,6 +54,7 @@ static int teardown(void **st)
         tb_broker_free(s->b[i]);
     }
     tb_blackhole_free(s->hole);
+    tb_synhole_free(s->synhole);
     free(s);
     return 0;
 }
@@ -225,6 +230,51 @@ static void test_blackhole_does_not_stall(void **st)
     free(live);
 }
 
+/* An MQTT 5 connection with a session expiry connects with libmosquitto's blocking call; against
+ * a host whose SYNs are dropped, the attempt times out and is retried while its thread stays
+ * blocked, another broker's messages flow, and the service stops at once. */
+static void test_blocking_connect_does_not_stall(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"live/#"};
+    struct timespec t0, t1;
+
+    s->synhole = tb_synhole_start();
+    assert_non_null(s->synhole);
+    s->b[0] = start_broker(0);
+    mf_listen(&s->fx, &s->l1, t, 1, false, -1);
+    char *dead =
+        mf_create(&s->fx, tb_synhole_port(s->synhole), "protocol", "5", "session_expiry", "300",
+                  "connect_timeout", "1", "reconnect_min", "1", "reconnect_max", "1", NULL);
+    char *live = mf_create(&s->fx, tb_broker_port(s->b[0]), NULL);
+    assert_true(mf_wait_connection(&s->fx, live, MF_WAIT_MS) > 0);
+    assert_true(tb_broker_wait_log(s->b[0], "\tlive/# (QoS", 1, MF_WAIT_MS));
+    /* An attempt abandoned (logged once): the state machine went on, its thread stays blocked. */
+    for (int i = 0; i < MF_WAIT_MS / 100 && mf_log_count(&s->fx, "no TCP connection") < 1; i++) {
+        usleep(100 * 1000);
+    }
+    assert_int_equal(mf_log_count(&s->fx, "no TCP connection (or name resolution) within 1 s"), 1);
+    usleep(1500 * 1000); /* and the next attempts */
+    for (int i = 0; i < 20; i++) {
+        publish_from(s->b[0], "live/x", "m");
+    }
+    assert_true(mf_listener_wait(&s->l1, "live/x", 20, MF_WAIT_MS));
+    assert_int_equal(mf_count_connections(&s->fx, dead), 0);
+    mf_unlisten(&s->l1);
+    /* The kernel would retry those connects for about two minutes: nothing waits for them. */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    mf_stop(&s->fx);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms < MF_WAIT_MS / 2);
+    /* Refused now: the threads left end, with nobody to report to. */
+    tb_synhole_free(s->synhole);
+    s->synhole = NULL;
+    usleep(200 * 1000);
+    free(dead);
+    free(live);
+}
+
 /* 18: configurations survive a restart of the runtime (files), and connect again. */
 static void test_files_across_restart(void **st)
 {
@@ -372,6 +422,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete_during_pending_connect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_filter_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blackhole_does_not_stall, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blocking_connect_does_not_stall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_files_across_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_three_brokers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_timeout, setup, teardown),

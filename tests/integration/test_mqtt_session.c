@@ -3,7 +3,8 @@
  * credentials (a broker with a password file; a wrong password refused and retried, the password
  * never in a log line, the configuration file 0600), the birth message after each connect, the
  * close message before a graceful disconnect (and no will then), the will on a lost connection,
- * a birth change applied without reconnecting, MQTT 5 and a persistent session, settings
+ * a birth change applied without reconnecting, MQTT 5 and a persistent session, MQTT 5 session
+ * expiry (a short one expired by the broker, the default one kept), settings
  * refused with their reason, and MQTT 5 message properties both ways (and ignored on 3.1.1).
  */
 // clang-format off
@@ -239,6 +240,75 @@ static void test_protocol_and_session(void **st)
     free(bad3);
 }
 
+/* ---- MQTT 5 session expiry ------------------------------------------------------------------ */
+
+/* Messages of a listener that came through the connection `pid`. */
+static size_t count_from(mf_listener_t *l, const char *pid)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&l->lock);
+    for (size_t i = 0; i < l->count; i++) {
+        n += l->msgs[i].connection && strcmp(l->msgs[i].connection, pid) == 0;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return n;
+}
+
+#define SHORT                                                                                      \
+    "protocol", "5", "clean_session", "false", "client_id", "exp-short", "session_expiry", "1"
+#define KEPT "protocol", "5", "clean_session", "false", "client_id", "exp-kept"
+
+/* Two MQTT 5 sessions kept on the broker, one for a second, one (the default of clean_session
+ * false) for ever: while both are away, the broker expires the first; a message published then
+ * reaches only the second when both are back. */
+static void test_session_expiry(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"exp/t"};
+    mf_listener_t l = {0};
+
+    start_broker(s, NULL);
+    int port = tb_broker_port(s->broker);
+    mf_listen(&s->fx, &l, t, 1, false, 1);
+    char *shrt = mf_create(&s->fx, port, SHORT, NULL);
+    char *kept = mf_create(&s->fx, port, KEPT, NULL);
+    assert_true(mf_wait_connection(&s->fx, shrt, MF_WAIT_MS) > 0);
+    assert_true(mf_wait_connection(&s->fx, kept, MF_WAIT_MS) > 0);
+    assert_true(tb_broker_wait_log(s->broker, "\texp/t (QoS 1)", 2, MF_WAIT_MS));
+
+    mf_update(&s->fx, shrt, port, SHORT, "enabled", "false", NULL);
+    mf_update(&s->fx, kept, port, KEPT, "enabled", "false", NULL);
+    assert_true(mf_wait_no_connection(&s->fx, shrt, MF_WAIT_MS));
+    assert_true(mf_wait_no_connection(&s->fx, kept, MF_WAIT_MS));
+    assert_true(tb_broker_wait_log(s->broker, "Expiring client exp-short", 1, MF_WAIT_MS));
+    tc_client_t *pub = tc_connect(port, "exp-pub");
+    assert_non_null(pub);
+    assert_int_equal(tc_publish(pub, "exp/t", "while away", 10, 1, false), 0);
+    tc_disconnect(pub);
+
+    mf_update(&s->fx, shrt, port, SHORT, NULL);
+    mf_update(&s->fx, kept, port, KEPT, NULL);
+    assert_true(mf_wait_connection(&s->fx, shrt, MF_WAIT_MS) > 0);
+    assert_true(mf_wait_connection(&s->fx, kept, MF_WAIT_MS) > 0);
+    assert_true(mf_listener_wait(&l, "exp/t", 1, MF_WAIT_MS));
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(count_from(&l, kept), 1);
+    assert_int_equal(count_from(&l, shrt), 0);
+    assert_int_equal(tb_broker_log_contains(s->broker, "Expiring client exp-kept"), 0);
+
+    /* MQTT 3 has none: refused with its reason. */
+    char *bad = mf_create(&s->fx, port, "session_expiry", "60", NULL);
+    usleep(MF_QUIET_MS * 1000);
+    assert_true(mf_log_count(&s->fx, "session_expiry: needs protocol 5") >= 1);
+    assert_int_equal(mf_count_connections(&s->fx, bad), 0);
+    mf_unlisten(&l);
+    mf_listener_destroy(&l);
+    free(shrt);
+    free(kept);
+    free(bad);
+}
+
 /* ---- MQTT 5 message properties --------------------------------------------------------------- */
 
 /* Keeps what the first message on a topic carried. */
@@ -370,6 +440,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_birth_and_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_will_and_birth_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_and_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v5_properties, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
