@@ -492,6 +492,9 @@ static void connected(conn_t *c)
     pelix__log(&s->logger, PELIX_LOG_INFO, MODULE, "%s: connected to %s:%ld", c->pid, c->cfg.host,
                c->cfg.port);
     c->error_logged = false;
+    /* The log callback only serves to say why a TLS handshake failed; with it, libmosquitto
+     * formats a debug line (malloc, vsnprintf) for every packet. */
+    mosquitto_log_callback_set(c->mosq, NULL);
     /* In this order on the wire: the subscriptions, the birth, what was queued while down, then
      * what publishers send from now on. */
     mqtt__listeners_on_connect(s, c);

@@ -121,8 +121,9 @@ static int attach_filter(mqtt_service_t *s, listener_t *l, const char *f, int qo
     int prev, rc;
 
     if (mqtt__topic_unshare(f) == f) {
-        bool joins = !mqtt__trie_contains(s->trie, f, key_of(l));
+        size_t pairs = mqtt__trie_size(s->trie);
         rc = mqtt__trie_add_tagged(s->trie, f, key_of(l), (unsigned)qos, &prev);
+        bool joins = mqtt__trie_size(s->trie) > pairs; /* a new (filter, listener) pair */
         if (rc == 0 && (prev < qos || (prev >= 0 && joins))) {
             /* First use, a higher QoS, or a listener joining a filter subscribed already: the
              * SUBSCRIBE again makes the broker send the retained messages, for it too. */
