@@ -2,6 +2,7 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONF ?= conf
 ARGS ?=
+QUICK ?=
 PREFIX ?= /usr/local
 DESTDIR ?=
 
@@ -59,11 +60,12 @@ valgrind: deps
 			--show-leak-kinds=definite,indirect $$t >/dev/null; \
 	done; echo "valgrind: no error, no leak"
 
-# Benchmarks (Release): each prints its measurements and ratios against baselines of the same run.
+# Benchmarks (Release, -O2; see bench/README.md): goals G1-G9 as ratios against baselines run
+# alternately in the same run, on private brokers; QUICK=1 for a smoke run. Writes bench/results.
 bench: deps
 	@cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DPELIX_TESTS=OFF -DPELIX_BENCH=ON >/dev/null
 	@cmake --build build/bench -j $(JOBS)
-	@set -e; for b in build/bench/bench/bench_*; do echo "== $$b"; $$b; done
+	@BENCH_QUICK=$(QUICK) bench/run.sh build/bench/bench
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i

@@ -28,6 +28,7 @@ struct tb_broker {
     char *log_path;
     char *out_path;
     char *exe;
+    bool quiet;
 };
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -283,7 +284,9 @@ static int write_config(tb_broker_t *b, const char *extra)
     fprintf(f, "allow_anonymous true\n");
     fprintf(f, "persistence false\n");
     fprintf(f, "log_dest file %s\n", b->log_path);
-    fprintf(f, "log_type all\n");
+    fprintf(f, "%s",
+            b->quiet ? "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+                     : "log_type all\n");
     if (geteuid() == 0) {
         /* Otherwise mosquitto 2.0 drops to the "mosquitto" user, which cannot write the log in
          * our 0700 folder. */
@@ -401,6 +404,7 @@ tb_broker_t *tb_broker_start(const tb_broker_options_t *opts)
     b->out_path = tb_printf("%s/mosquitto.out", b->dir);
     b->exe = find_mosquitto();
     b->port = opts && opts->port > 0 ? opts->port : tb_free_port();
+    b->quiet = opts && opts->quiet;
     if (!b->conf_path || !b->log_path || !b->out_path) {
         tb_error("out of memory");
         goto fail;

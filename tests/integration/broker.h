@@ -38,6 +38,9 @@ typedef struct tb_broker_options {
      * NULL for none. Files it names must be readable by the broker: the test program's user, or
      * root (the broker runs with "user root" when the test runs as root). */
     const char *extra_config;
+    /* No debug lines in the log (none per message, only connections): for benchmarks. Log
+     * searches then see connections, not packets. */
+    bool quiet;
 } tb_broker_options_t;
 
 /* A TCP port that was free on 127.0.0.1 a moment ago (bound to port 0, read back, closed), or -1
