@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -191,7 +190,6 @@ int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t
                        bool retain, const mosquitto_property *props,
                        pelix_mqtt_publish_info_t *ret_info, bool *ret_queued)
 {
-    uint64_t one = 1;
     int mid = 0, rc;
 
     if (!c || qos < 0 || qos > 2 || (!payload && len)) {
@@ -249,9 +247,7 @@ int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t
     }
     pthread_mutex_unlock(&c->ack_lock);
     pthread_mutex_unlock(&c->lock);
-    /* Let the network thread write it. */
-    while (write(c->svc->evfd, &one, sizeof(one)) < 0 && errno == EINTR) {
-    }
+    mqtt__loop_wake(c->svc); /* the network thread writes it */
     if (ret_info) {
         ret_info->rc = 0;
         ret_info->mid = mid;
@@ -549,15 +545,13 @@ void mqtt__conn_io(conn_t *c, uint32_t events)
             c->lost = true;
         }
     }
+    /* One packet per event (libmosquitto reads QoS 0 packets one at a time; over TLS it drains
+     * what OpenSSL holds): epoll is level-triggered, so what is left brings the next event, and
+     * no call asks how much is left. */
     if (!c->lost && (events & ~(uint32_t)EPOLLOUT)) {
-        for (int i = 0; i < 64 && !c->lost; i++) {
-            int pending = 0;
-            if ((rc = mosquitto_loop_read(c->mosq, 1)) != MOSQ_ERR_SUCCESS) {
-                err_no = errno;
-                c->lost = true;
-            } else if (ioctl(mosquitto_socket(c->mosq), FIONREAD, &pending) < 0 || pending <= 0) {
-                break;
-            }
+        if ((rc = mosquitto_loop_read(c->mosq, 1)) != MOSQ_ERR_SUCCESS) {
+            err_no = errno;
+            c->lost = true;
         }
     }
     char why[96];

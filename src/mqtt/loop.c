@@ -54,10 +54,20 @@ int mqtt__post_embedded(mqtt_service_t *s, command_t *c, mqtt_cmd_fn fn, void *a
     return enqueue(s, c, false);
 }
 
-static int enqueue(mqtt_service_t *s, command_t *c, bool wait)
+void mqtt__loop_wake(mqtt_service_t *s)
 {
     uint64_t one = 1;
 
+    /* One write until the network thread takes it (run_commands): a burst of publishes from any
+     * number of threads costs one system call, not one each. */
+    if (!atomic_exchange(&s->wake_pending, true)) {
+        while (write(s->evfd, &one, sizeof(one)) < 0 && errno == EINTR) {
+        }
+    }
+}
+
+static int enqueue(mqtt_service_t *s, command_t *c, bool wait)
+{
     pthread_mutex_lock(&s->cmd_lock);
     if (s->stopping) {
         pthread_mutex_unlock(&s->cmd_lock);
@@ -73,8 +83,7 @@ static int enqueue(mqtt_service_t *s, command_t *c, bool wait)
     }
     s->cmd_tail = c;
     pthread_mutex_unlock(&s->cmd_lock);
-    while (write(s->evfd, &one, sizeof(one)) < 0 && errno == EINTR) {
-    }
+    mqtt__loop_wake(s);
     if (wait) {
         pthread_mutex_lock(&s->cmd_lock);
         while (!c->done) {
@@ -92,6 +101,9 @@ static bool run_commands(mqtt_service_t *s)
     uint64_t n;
     bool stop;
 
+    /* Taken before the commands and the writes it announces are looked at: a wake after this
+     * point writes the eventfd again. */
+    atomic_exchange(&s->wake_pending, false);
     while (read(s->evfd, &n, sizeof(n)) < 0 && errno == EINTR) {
     }
     pthread_mutex_lock(&s->cmd_lock);

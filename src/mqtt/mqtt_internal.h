@@ -312,6 +312,7 @@ struct mqtt_service {
     pthread_t thread;
     int epfd;
     int evfd;
+    atomic_bool wake_pending; /* evfd written and not yet read (mqtt__loop_wake) */
     bool stopping;
     pelix_map_t conns;   /* pid -> conn_t (network thread) */
     pelix_map_t shares;  /* $share/<g>/<f> -> filter_use_t (network thread) */
@@ -355,6 +356,8 @@ int mqtt__post(mqtt_service_t *s, mqtt_cmd_fn fn, void *arg, bool wait);
  * 0 or -ESHUTDOWN. */
 int mqtt__post_embedded(mqtt_service_t *s, command_t *c, mqtt_cmd_fn fn, void *arg);
 bool mqtt__on_loop(const mqtt_service_t *s);
+/* Wakes the network thread (any thread): it runs the commands and writes what was published. */
+void mqtt__loop_wake(mqtt_service_t *s);
 int mqtt__loop_start(mqtt_service_t *s);
 void mqtt__loop_stop(mqtt_service_t *s);
 /* epoll registration of a connection's socket (network thread). */
