@@ -101,11 +101,13 @@ static bool run_commands(mqtt_service_t *s)
     uint64_t n;
     bool stop;
 
-    /* Taken before the commands and the writes it announces are looked at: a wake after this
-     * point writes the eventfd again. */
-    atomic_exchange(&s->wake_pending, false);
+    /* The eventfd read first, then the flag cleared, then the commands and writes looked at: a
+     * wake after the read either finds the flag set (and its work is looked at below) or writes
+     * the eventfd again. Clearing it before the read could swallow the write of a wake that set
+     * it, leaving it set and the eventfd empty: every later wake would be lost. */
     while (read(s->evfd, &n, sizeof(n)) < 0 && errno == EINTR) {
     }
+    atomic_exchange(&s->wake_pending, false);
     pthread_mutex_lock(&s->cmd_lock);
     c = s->cmd_head;
     s->cmd_head = s->cmd_tail = NULL;

@@ -10,6 +10,8 @@ pelix_unit_test(mqtt_regressions MODULES ${PELIX_MQTT_MODULES} DIR integration L
                 THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
 # The listener index of the service (no broker).
 pelix_unit_test(mqtt_lindex MODULES ${PELIX_MQTT_MODULES})
+# The network thread's wake-ups under concurrent posts (no broker).
+pelix_unit_test(mqtt_wake MODULES ${PELIX_MQTT_MODULES} THREADED)
 pelix_unit_test(mqtt_session MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
                 THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
 pelix_unit_test(mqtt_tls MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
