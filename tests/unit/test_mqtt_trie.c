@@ -404,6 +404,8 @@ static void test_remove_unknown(void **state)
     assert_int_equal(mqtt__trie_remove(t, "a/#/c", 1), -ENOENT); /* invalid */
     assert_int_equal(mqtt__trie_remove(t, "", 1), -ENOENT);
     assert_int_equal(mqtt__trie_remove(t, NULL, 1), -ENOENT);
+    assert_int_equal(mqtt__trie_remove(t, "$share//a/b/c", 1), -ENOENT); /* no group: invalid */
+    assert_int_equal(mqtt__trie_remove(t, "$share/g/a/#/c", 1), -ENOENT);
     assert_int_equal(mqtt__trie_remove(NULL, "a", 1), -EINVAL);
     assert_int_equal(mqtt__trie_size(t), 2);
     /* Removing one branch frees its own node; the other merges with "a/b" again. */

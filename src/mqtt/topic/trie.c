@@ -698,13 +698,15 @@ int mqtt__trie_remove_last(mqtt_trie_t *t, const char *filter, uint64_t key, boo
     if (!t) {
         return -EINVAL;
     }
-    if (mqtt__topic_check_filter(filter, NULL) != 0) {
+    /* A plain filter needs no validation: only valid filters were added, so an invalid one is
+     * not found. A shared one does: "$share//a" (no group) must not remove "a". */
+    p = mqtt__topic_unshare(filter);
+    if (!filter || (p != filter && mqtt__topic_check_filter(filter, NULL) != 0)) {
         return -ENOENT;
     }
     /* Walk down, remembering the last node that stays whatever happens below it (the root, or a
      * node with keys or several children), its parent and its child on the path: where to cut. */
     n = keep = t->root;
-    p = mqtt__topic_unshare(filter);
     for (;;) {
         size_t len = strcspn(p, "/");
         trie_node_t *c = kids_find(n, p, len, level_hash(p, len));
