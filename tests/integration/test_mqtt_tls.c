@@ -124,7 +124,13 @@ static void start_broker(state_t *s, const char *cert, bool require_client_cert)
              "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/%s.crt\nkeyfile %s/%s.key\n"
              "require_certificate %s\n",
              s->tls_port, dir, dir, cert, dir, cert, require_client_cert ? "true" : "false");
-    tb_broker_options_t o = {.port = 0, .extra_config = extra};
+    /* Two ports picked one after the other can be the same free port: the plain listener gets
+     * one that differs (mosquitto refuses the second listener otherwise). */
+    int plain;
+    do {
+        plain = tb_free_port();
+    } while (plain == s->tls_port && plain > 0);
+    tb_broker_options_t o = {.port = plain, .extra_config = extra};
     s->broker = tb_broker_start(&o);
     assert_non_null(s->broker);
 }
