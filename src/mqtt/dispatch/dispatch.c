@@ -112,18 +112,25 @@ static void list_remove(mqtt_dispatch_t *d, mqtt_queue_t *q)
     q->on_list = false;
 }
 
-/* Queue lock held, state IDLE, items waiting: puts the queue on the run list. */
-static void schedule(mqtt_queue_t *q, bool wake)
+/* Queue lock held, state IDLE, items waiting: puts the queue on the run list. The caller wakes
+ * a worker (wake_worker) once it released the queue lock: a worker woken while the pusher still
+ * held the pool or queue lock would only block on it (perf showed that contention as the first
+ * cost of a delivery). */
+static void schedule(mqtt_queue_t *q)
 {
     mqtt_dispatch_t *d = q->d;
 
     q->state = Q_SCHEDULED;
     pthread_mutex_lock(&d->lock);
     list_append(d, q);
-    if (wake) {
-        pthread_cond_signal(&d->cond);
-    }
     pthread_mutex_unlock(&d->lock);
+}
+
+/* No lock held. A worker waits for the run list under the pool lock and checks it again before
+ * sleeping, so a wake after the append, outside the lock, is never lost. */
+static void wake_worker(mqtt_dispatch_t *d)
+{
+    pthread_cond_signal(&d->cond);
 }
 
 /* ---- ring (queue lock held) ------------------------------------------------------------------ */
@@ -246,7 +253,7 @@ static void run_queue(mqtt_queue_t *q)
         return;
     }
     if (!q->stopped && q->count > 0) {
-        schedule(q, false); /* to the end of the run list; this worker looks at it next */
+        schedule(q); /* to the end of the run list; this worker looks at it next */
     } else {
         q->state = Q_IDLE;
     }
@@ -387,12 +394,15 @@ static bool fits(const mqtt_queue_t *q, size_t bytes)
 int mqtt__queue_push_last(mqtt_queue_t *q, void *item)
 {
     mqtt_release_fn release;
+    mqtt_dispatch_t *d;
+    bool wake = false;
     int rc = 0;
 
     if (!q) {
         return -EINVAL;
     }
     release = q->release;
+    d = q->d; /* the pool outlives its queues; `q` may be freed once unlocked */
     pthread_mutex_lock(&q->lock);
     if (q->closing) {
         rc = -ESHUTDOWN;
@@ -404,10 +414,14 @@ int mqtt__queue_push_last(mqtt_queue_t *q, void *item)
         q->ring[(q->head + q->count) % q->cap] = (slot_t){item, 0};
         q->count++;
         if (q->state == Q_IDLE && !q->stopped) {
-            schedule(q, true);
+            schedule(q);
+            wake = true;
         }
     }
     pthread_mutex_unlock(&q->lock);
+    if (wake) {
+        wake_worker(d);
+    }
     if (rc < 0 && release) {
         release(item);
     }
@@ -419,6 +433,8 @@ int mqtt__queue_push(mqtt_queue_t *q, void *item, size_t bytes)
     void *dropped[DROP_CHUNK];
     size_t ndropped;
     mqtt_release_fn release;
+    mqtt_dispatch_t *d;
+    bool wake = false;
     int rc = 0;
 
     if (!q) {
@@ -426,6 +442,7 @@ int mqtt__queue_push(mqtt_queue_t *q, void *item, size_t bytes)
     }
     /* Set at creation; read before unlocking, as a racing close may free `q` right after. */
     release = q->release;
+    d = q->d;
     pthread_mutex_lock(&q->lock);
     for (;;) {
         ndropped = 0;
@@ -460,11 +477,15 @@ int mqtt__queue_push(mqtt_queue_t *q, void *item, size_t bytes)
         q->count++;
         q->bytes += bytes;
         if (q->state == Q_IDLE && !q->stopped) {
-            schedule(q, true);
+            schedule(q);
+            wake = true;
         }
         break;
     }
     pthread_mutex_unlock(&q->lock);
+    if (wake) {
+        wake_worker(d);
+    }
     release_all(release, dropped, ndropped);
     if (rc < 0 && release) {
         release(item);
