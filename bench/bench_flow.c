@@ -38,7 +38,7 @@
 
 #include "bench_util.h"
 
-#define PAYLOAD 64
+#define PAYLOAD BU_PAYLOAD
 #define PROBE UINT64_MAX
 #define RUN_DEADLINE_S 120
 
@@ -82,14 +82,6 @@ typedef struct rx {
 } rx_t;
 
 static rx_t rx;
-
-static void make_payload(unsigned char *p, uint64_t seq)
-{
-    uint64_t t = bu_now_ns();
-    memset(p, 'x', PAYLOAD);
-    memcpy(p, &seq, 8);
-    memcpy(p + 8, &t, 8);
-}
 
 /* The callback work of both sides: count, check order per listener, time the milestones. */
 static void on_payload(size_t listener, const void *payload, size_t len)
@@ -189,7 +181,7 @@ static int publisher(const spec_t *sp, int port)
             clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
         }
         topic_of(sp, (uint64_t)i, topic, sizeof(topic));
-        make_payload(p, (uint64_t)i);
+        bu_payload(p, (uint64_t)i);
         if (mosquitto_publish(m, NULL, topic, PAYLOAD, p, sp->qos, false) != MOSQ_ERR_SUCCESS) {
             return 1;
         }
@@ -320,7 +312,7 @@ static int svc_subscriber(const spec_t *sp, int port, int ready)
         snprintf(filter, sizeof(filter), "bench/d%ld/v", nl - 1);
     }
     while (!atomic_load(&rx.probe_seen) && time(NULL) < deadline) {
-        make_payload(probe, PROBE);
+        bu_payload(probe, PROBE);
         f->publish(f->handle, filter, probe, PAYLOAD, 0, false, NULL, NULL, NULL);
         usleep(100 * 1000);
     }

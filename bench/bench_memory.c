@@ -44,66 +44,12 @@
 
 #include "bench_util.h"
 
-#define PAYLOAD 64
+#define PAYLOAD BU_PAYLOAD
 #define NCONN 200
 #define CHILD_DEADLINE_S 90
 #define SLOW_TOPIC "bench/memory/slow"
 #define PROBE UINT64_MAX
 #define MAX_PAIRS 8
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void make_payload(unsigned char *p, uint64_t seq)
-{
-    uint64_t t = bu_now_ns();
-    memset(p, 'x', PAYLOAD);
-    memcpy(p, &seq, 8);
-    memcpy(p + 8, &t, 8);
-}
-
-/* A field of /proc/<pid>/status in KiB ("VmRSS:", "VmHWM:"), 0 if unknown. */
-static long proc_kb(pid_t pid, const char *key)
-{
-    char path[64], line[256];
-    size_t len = strlen(key);
-    long kb = 0;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    if (!(f = fopen(path, "r"))) {
-        return 0;
-    }
-    while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, key, len) == 0) {
-            kb = strtol(line + len, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return kb;
-}
-
-static void log_warnings(void *ctx, pelix_log_level_t level, const char *module,
-                         const char *message)
-{
-    (void)ctx;
-    fprintf(stderr, "  [%s] %s: %s\n", pelix_log_level_name(level), module, message);
-}
-
-static size_t count_services(pelix_registry_t *reg, const char *spec)
-{
-    long *ids = NULL;
-    size_t n = 0;
-    if (pelix_registry_find(reg, spec, NULL, &ids, &n, NULL) < 0) {
-        n = 0;
-    }
-    free(ids);
-    return n;
-}
 
 /* The service on a fresh registry and in-memory ConfigAdmin; warnings and errors on stderr. */
 typedef struct svc {
@@ -114,7 +60,7 @@ typedef struct svc {
 
 static int svc_start(svc_t *s)
 {
-    pelix_logger_t logger = {log_warnings, NULL, PELIX_LOG_WARNING};
+    pelix_logger_t logger = {bu_log_stderr, NULL, PELIX_LOG_WARNING};
     pelix_configadmin_options_t ca_opts = PELIX_CONFIGADMIN_OPTIONS_INIT;
     pelix_mqtt_options_t opts = PELIX_MQTT_OPTIONS_INIT;
 
@@ -146,10 +92,10 @@ static int svc_configure(svc_t *s, int port)
 
 static bool svc_wait_connections(svc_t *s, size_t n, uint64_t deadline)
 {
-    while (count_services(s->reg, PELIX_MQTT_CONNECTION_SPEC) < n && bu_now_ns() < deadline) {
-        sleep_ms(5);
+    while (bu_count_services(s->reg, PELIX_MQTT_CONNECTION_SPEC) < n && bu_now_ns() < deadline) {
+        bu_sleep_ms(5);
     }
-    return count_services(s->reg, PELIX_MQTT_CONNECTION_SPEC) >= n;
+    return bu_count_services(s->reg, PELIX_MQTT_CONNECTION_SPEC) >= n;
 }
 
 /* Forks `fn(arg)` under the child deadline; the child _exits (no atexit handler: the brokers
@@ -288,7 +234,7 @@ static int svc_connections(void *arg)
     if (svc_start(&s) < 0) {
         goto report;
     }
-    sleep_ms(300); /* its threads started and idle */
+    bu_sleep_ms(300); /* its threads started and idle */
     r.rss_before_kb = bu_rss_kb();
     for (int i = 0; i < NCONN; i++) {
         if (svc_configure(&s, a->port) < 0) {
@@ -296,9 +242,9 @@ static int svc_connections(void *arg)
         }
     }
     bool all = svc_wait_connections(&s, NCONN, deadline);
-    sleep_ms(300);
+    bu_sleep_ms(300);
     r.rss_after_kb = bu_rss_kb();
-    r.connections = (long)count_services(s.reg, PELIX_MQTT_CONNECTION_SPEC);
+    r.connections = (long)bu_count_services(s.reg, PELIX_MQTT_CONNECTION_SPEC);
     r.ok = all && r.connections == NCONN;
     r.per_conn_kb = (double)(r.rss_after_kb - r.rss_before_kb) / NCONN;
 report:
@@ -391,7 +337,7 @@ static int publisher(void *arg)
             struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
             clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
         }
-        make_payload(p, (uint64_t)i);
+        bu_payload(p, (uint64_t)i);
         if (mosquitto_publish(m, NULL, SLOW_TOPIC, PAYLOAD, p, 0, false) != MOSQ_ERR_SUCCESS) {
             return 1;
         }
@@ -439,7 +385,7 @@ static void slow_on_message(void *handle, const pelix_mqtt_message_t *msg)
         return;
     }
     atomic_fetch_add(&slow_delivered, 1);
-    sleep_ms(1); /* the slow listener */
+    bu_sleep_ms(1); /* the slow listener */
 }
 
 static void slow_fill(svc_t *s, slow_report_t *r)
@@ -481,17 +427,17 @@ static int slow_service(void *arg)
     }
     pelix_mqtt_factory_t *f = fsvc;
     unsigned char probe[PAYLOAD];
-    make_payload(probe, PROBE);
+    bu_payload(probe, PROBE);
     while (!atomic_load(&slow_probe_seen) && bu_now_ns() < deadline) {
         f->publish(f->handle, SLOW_TOPIC, probe, PAYLOAD, 0, false, NULL, NULL, NULL);
-        sleep_ms(100);
+        bu_sleep_ms(100);
     }
     pelix_registry_unget_service(s.reg, ids[0]);
     free(ids);
     if (!atomic_load(&slow_probe_seen)) {
         goto fail;
     }
-    sleep_ms(200); /* later probes delivered */
+    bu_sleep_ms(200); /* later probes delivered */
     r.ok = 1;
     slow_fill(&s, &r);
     if (write(a->out, &r, sizeof(r)) != (ssize_t)sizeof(r)) {
@@ -501,7 +447,7 @@ static int slow_service(void *arg)
         if (cmd.op == 'W') {
             uint64_t until = bu_now_ns() + 30000000000u;
             while (atomic_load(&slow_delivered) < cmd.arg && bu_now_ns() < until) {
-                sleep_ms(5);
+                bu_sleep_ms(5);
             }
             r.ok = atomic_load(&slow_delivered) >= cmd.arg;
         }
@@ -566,8 +512,8 @@ static void goal_g8c(int port, bool quick)
     }
     double st[10];
     for (int i = 0; i < 10; i++) {
-        st[i] = (double)proc_kb(svc, "VmRSS:");
-        sleep_ms(10);
+        st[i] = (double)bu_proc_kb(svc, "VmRSS:");
+        bu_sleep_ms(10);
     }
     steady = (long)bu_median(st, 10);
     /* The burst, sampled every 10 ms, and a while after. */
@@ -575,7 +521,7 @@ static void goal_g8c(int port, bool quick)
     uint64_t t0 = bu_now_ns(), t_end = 0;
     pub = spawn(publisher, &burst);
     while (pub > 0) {
-        long rss = proc_kb(svc, "VmRSS:");
+        long rss = bu_proc_kb(svc, "VmRSS:");
         peak = rss > peak ? rss : peak;
         samples++;
         if (t_end == 0 && waitpid(pub, &pub_status, WNOHANG) == pub) {
@@ -589,13 +535,13 @@ static void goal_g8c(int port, bool quick)
         if (t_end) {
             break;
         }
-        sleep_ms(10);
+        bu_sleep_ms(10);
     }
     /* After the burst: at least `after_ms`, and until the service took in every message of the
      * burst (the broker may still be sending), at most 30 s. */
     bool all_in = false;
     for (long i = 0; t_end && bu_now_ns() - t_end < 30000000000u; i++) {
-        long rss = proc_kb(svc, "VmRSS:");
+        long rss = bu_proc_kb(svc, "VmRSS:");
         peak = rss > peak ? rss : peak;
         samples++;
         if (i % 10 == 0 && !all_in) {
@@ -606,9 +552,9 @@ static void goal_g8c(int port, bool quick)
         if (all_in && bu_now_ns() - t_end >= (uint64_t)after_ms * 1000000u) {
             break;
         }
-        sleep_ms(10);
+        bu_sleep_ms(10);
     }
-    hwm = proc_kb(svc, "VmHWM:");
+    hwm = bu_proc_kb(svc, "VmHWM:");
     ok = t_end && all_in && pub_status == 0 && slow_ask(from_child[0], to_child[1], 'Q', 0, &r2);
     if (!ok) {
         fprintf(stderr, "  G8c: the burst did not complete (publisher status %d, all in: %d)\n",

@@ -39,7 +39,7 @@
 #include "bench_util.h"
 
 #define NBROKERS 4
-#define PAYLOAD 64
+#define PAYLOAD BU_PAYLOAD
 #define TOPIC "bench/publish/all"
 #define RUN_DEADLINE_S 60 /* a child's own limit (alarm) */
 #define MAX_PAIRS 16
@@ -54,20 +54,6 @@ typedef struct report {
     double cpu_us; /* CPU of the process per logical message, measured interval */
     long rss_kb;   /* VmHWM of the child */
 } report_t;
-
-static void make_payload(unsigned char *p, uint64_t seq)
-{
-    uint64_t t = bu_now_ns();
-    memset(p, 'x', PAYLOAD);
-    memcpy(p, &seq, 8);
-    memcpy(p + 8, &t, 8);
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- baseline: libmosquitto publisher loop -------------------------------------------------- */
 
@@ -158,7 +144,7 @@ static report_t lm_publisher(const int *ports, long n)
     uint64_t t0 = bu_now_ns();
     for (long i = 0; i < n; i++) {
         int qos = i == n - 1 ? 1 : 0;
-        make_payload(p, (uint64_t)i);
+        bu_payload(p, (uint64_t)i);
         for (int k = 0; k < NBROKERS; k++) {
             if (mosquitto_publish(c[k].m, qos ? &c[k].last_mid : NULL, TOPIC, PAYLOAD, p, qos,
                                   false) != MOSQ_ERR_SUCCESS) {
@@ -196,27 +182,9 @@ static report_t lm_publisher(const int *ports, long n)
 
 /* ---- service: the factory's publish to all ------------------------------------------------- */
 
-static void log_warnings(void *ctx, pelix_log_level_t level, const char *module,
-                         const char *message)
-{
-    (void)ctx;
-    fprintf(stderr, "  [%s] %s: %s\n", pelix_log_level_name(level), module, message);
-}
-
-static size_t count_services(pelix_registry_t *reg, const char *spec)
-{
-    long *ids = NULL;
-    size_t n = 0;
-    if (pelix_registry_find(reg, spec, NULL, &ids, &n, NULL) < 0) {
-        n = 0;
-    }
-    free(ids);
-    return n;
-}
-
 static report_t svc_publisher(const int *ports, long n)
 {
-    pelix_logger_t logger = {log_warnings, NULL, PELIX_LOG_WARNING};
+    pelix_logger_t logger = {bu_log_stderr, NULL, PELIX_LOG_WARNING};
     pelix_configadmin_options_t ca_opts = PELIX_CONFIGADMIN_OPTIONS_INIT;
     pelix_mqtt_options_t opts = PELIX_MQTT_OPTIONS_INIT;
     pelix_registry_t *reg = pelix_registry_new();
@@ -247,13 +215,14 @@ static report_t svc_publisher(const int *ports, long n)
         }
         pelix_configuration_unref(cfg);
     }
-    while (count_services(reg, PELIX_MQTT_CONNECTION_SPEC) < NBROKERS && bu_now_ns() < deadline) {
-        sleep_ms(1);
+    while (bu_count_services(reg, PELIX_MQTT_CONNECTION_SPEC) < NBROKERS &&
+           bu_now_ns() < deadline) {
+        bu_sleep_ms(1);
     }
     long *ids = NULL;
     size_t nf = 0;
     void *fsvc = NULL;
-    if (count_services(reg, PELIX_MQTT_CONNECTION_SPEC) < NBROKERS ||
+    if (bu_count_services(reg, PELIX_MQTT_CONNECTION_SPEC) < NBROKERS ||
         pelix_registry_find(reg, PELIX_MQTT_FACTORY_SPEC, NULL, &ids, &nf, NULL) < 0 || nf != 1 ||
         pelix_registry_get_service(reg, ids[0], &fsvc) < 0) {
         free(ids);
@@ -266,13 +235,13 @@ static report_t svc_publisher(const int *ports, long n)
     double cpu0 = bu_cpu_us();
     uint64_t t0 = bu_now_ns();
     for (long i = 0; i < n - 1; i++) {
-        make_payload(p, (uint64_t)i);
+        bu_payload(p, (uint64_t)i);
         if (f->publish(f->handle, TOPIC, p, PAYLOAD, 0, false, NULL, NULL, NULL) != 0) {
             r.failed++;
         }
     }
     /* The last one QoS 1 on every connection, then its 4 acknowledgements. */
-    make_payload(p, (uint64_t)(n - 1));
+    bu_payload(p, (uint64_t)(n - 1));
     if (f->publish(f->handle, TOPIC, p, PAYLOAD, 1, false, NULL, &res, &nres) != 0) {
         r.failed++;
     }

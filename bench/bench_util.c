@@ -26,33 +26,53 @@ double bu_cpu_us(void)
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
-static long status_kb(const char *key)
+long bu_proc_kb(pid_t pid, const char *key)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = 0;
+    char path[64], line[256];
     size_t len = strlen(key);
+    long kb = 0;
+    FILE *f;
 
-    while (f && fgets(line, sizeof(line), f)) {
+    if (pid > 0) {
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    } else {
+        snprintf(path, sizeof(path), "/proc/self/status");
+    }
+    if (!(f = fopen(path, "r"))) {
+        return 0;
+    }
+    while (fgets(line, sizeof(line), f)) {
         if (strncmp(line, key, len) == 0) {
             kb = strtol(line + len, NULL, 10);
             break;
         }
     }
-    if (f) {
-        fclose(f);
-    }
+    fclose(f);
     return kb;
 }
 
 long bu_rss_kb(void)
 {
-    return status_kb("VmRSS:");
+    return bu_proc_kb(0, "VmRSS:");
 }
 
 long bu_hwm_kb(void)
 {
-    return status_kb("VmHWM:");
+    return bu_proc_kb(0, "VmHWM:");
+}
+
+void bu_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+void bu_payload(unsigned char p[BU_PAYLOAD], uint64_t seq)
+{
+    uint64_t t = bu_now_ns();
+    memset(p, 'x', BU_PAYLOAD);
+    memcpy(p, &seq, 8);
+    memcpy(p + 8, &t, 8);
 }
 
 static int cmp_double(const void *a, const void *b)

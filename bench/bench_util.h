@@ -9,7 +9,7 @@
  * $BENCH_RESULTS defaults to "bench/results". BENCH_QUICK=1 (make bench QUICK=1) asks for a smoke
  * run: fewer messages and pairs, same scenarios.
  *
- * Single-threaded use (the benchmark's main thread).
+ * Single-threaded use (the benchmark's main thread), except bu_log_stderr (any thread).
  */
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
@@ -19,15 +19,26 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <pelix/log.h>
+#include <pelix/registry.h>
+
 #include "integration/broker.h"
 
 /* CLOCK_MONOTONIC in nanoseconds: system-wide, comparable across processes. */
 uint64_t bu_now_ns(void);
 /* CPU time (user + system) of this process, all threads, in microseconds. */
 double bu_cpu_us(void);
+/* A field of /proc/<pid>/status in KiB ("VmRSS:", "VmHWM:"); pid 0: this process; 0 if
+ * unknown. */
+long bu_proc_kb(pid_t pid, const char *key);
 /* Resident set of this process in KiB (VmRSS), and its peak (VmHWM); 0 if unknown. */
 long bu_rss_kb(void);
 long bu_hwm_kb(void);
+void bu_sleep_ms(long ms);
+/* The payload of every flow: BU_PAYLOAD bytes, the sequence number and the send time
+ * (bu_now_ns) in the first 16. */
+#define BU_PAYLOAD 64
+void bu_payload(unsigned char p[BU_PAYLOAD], uint64_t seq);
 /* Median of `n` values (the array is sorted in place); 0 when n == 0. */
 double bu_median(double *v, size_t n);
 /* True for a smoke run (BENCH_QUICK=1). */
@@ -51,5 +62,11 @@ bool bu_goal(const char *id, double ratio, double threshold, bool at_least, cons
     __attribute__((format(printf, 5, 6)));
 /* Number of goals failed so far (for the exit status). */
 int bu_failed(void);
+
+/* bench_svc.c, for the benchmarks that run the service (they link the registry). */
+/* Number of services registered under `spec` now. */
+size_t bu_count_services(pelix_registry_t *reg, const char *spec);
+/* A pelix_logger_t function: warnings and errors of the service on stderr. */
+void bu_log_stderr(void *ctx, pelix_log_level_t level, const char *module, const char *message);
 
 #endif

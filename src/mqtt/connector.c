@@ -67,16 +67,6 @@ void mqtt__connectors_close(mqtt_connectors_t *h, long wait_ms)
     }
 }
 
-long mqtt__connectors_running(mqtt_connectors_t *h)
-{
-    long n;
-
-    pthread_mutex_lock(&h->lock);
-    n = h->running;
-    pthread_mutex_unlock(&h->lock);
-    return n;
-}
-
 void mqtt__attempt_free(attempt_t *a)
 {
     if (a->mosq) {

@@ -192,7 +192,6 @@ mqtt_connectors_t *mqtt__connectors_new(mqtt_service_t *s);
 /* After the network thread stopped: waits up to `wait_ms` for the threads, then leaves the rest
  * to end on their own (they free their attempts; the last frees the hub). */
 void mqtt__connectors_close(mqtt_connectors_t *h, long wait_ms);
-long mqtt__connectors_running(mqtt_connectors_t *h);
 /* Network thread: a new object for `c` and a thread that connects it (its result is posted to
  * mqtt__conn_attempt_done). 0, or -ENOMEM / -EINVAL / -EAGAIN with *ret_why when libmosquitto
  * refused a setting. */
