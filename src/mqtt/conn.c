@@ -10,6 +10,7 @@
  * reports, so a hung DNS lookup or TCP connect never blocks anything.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,21 @@ static int wait_fn(void *handle, const pelix_mqtt_publish_info_t *info, long tim
 /* Serial numbers of connections, in their tokens. */
 static atomic_uint serials;
 
+/* Network thread: says why the connection failed (replaces what was said); without memory for
+ * the text, the state still changes and the reason reads "out of memory". */
+static void conn_error(conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_error(conn_t *c, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    pelix__free(c->last_error);
+    c->last_error = pelix__strdup(buf);
+}
+
 /* ---- libmosquitto callbacks (network thread, inside loop_read/write/misc) -------------------- */
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc)
@@ -38,15 +54,15 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     conn_t *c = obj;
     (void)mosq;
     if (c->state != CONN_WAITING_ACK || c->just_connected) {
-        snprintf(c->last_error, sizeof(c->last_error), "protocol error: unexpected CONNACK");
+        conn_error(c, "protocol error: unexpected CONNACK");
         c->lost = true;
     } else if (rc == 0) {
         c->just_connected = true;
     } else {
         /* MQTT 5 CONNACKs carry a reason code, 3.1.x ones a return code. */
-        snprintf(c->last_error, sizeof(c->last_error), "connection refused: %s",
-                 c->cfg.protocol == MQTT_PROTOCOL_V5 ? mosquitto_reason_string(rc)
-                                                     : mosquitto_connack_string(rc));
+        conn_error(c, "connection refused: %s",
+                   c->cfg.protocol == MQTT_PROTOCOL_V5 ? mosquitto_reason_string(rc)
+                                                       : mosquitto_connack_string(rc));
         c->lost = true;
     }
 }
@@ -57,13 +73,13 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
     char why[96];
     (void)mosq;
     if (!c->lost && c->state == CONN_CONNECTED) {
-        snprintf(c->last_error, sizeof(c->last_error), "connection lost: %s",
-                 rc == MOSQ_ERR_KEEPALIVE ? "keepalive timeout" : mosquitto_strerror(rc));
+        conn_error(c, "connection lost: %s",
+                   rc == MOSQ_ERR_KEEPALIVE ? "keepalive timeout" : mosquitto_strerror(rc));
     } else if (!c->lost && mqtt__conn_tls_failure(c, why, sizeof(why))) {
-        snprintf(c->last_error, sizeof(c->last_error), "cannot connect: TLS: %s", why);
+        conn_error(c, "cannot connect: TLS: %s", why);
     } else if (!c->lost) {
-        snprintf(c->last_error, sizeof(c->last_error), "cannot connect: %s",
-                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        conn_error(c, "cannot connect: %s",
+                   rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
     }
     c->lost = true;
 }
@@ -283,17 +299,32 @@ conn_t *mqtt__conn_new(mqtt_service_t *s, const char *pid, conn_config_t *cfg)
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->ack_lock, NULL);
     mqtt__offline_limits(c, &c->cfg);
-    if ((c->props = pelix_props_new()) &&
-        (pelix_props_set_string(c->props, PELIX_MQTT_PROP_ID, c->pid) < 0 ||
-         pelix_props_set_string(c->props, PELIX_MQTT_PROP_HOST, c->cfg.host) < 0 ||
-         pelix_props_set_long(c->props, PELIX_MQTT_PROP_PORT, c->cfg.port) < 0)) {
-        c->props = pelix_props_free(c->props);
-    }
     pelix__cond_init(&c->ack_cond);
     pelix__map_init_long(&c->acks_by_mid);
     pelix__map_init_long(&c->acks_pending);
     pelix__map_init_long(&c->acks_early);
     return c;
+}
+
+/* The properties of the connection service: id, host, port; NULL without memory. */
+static pelix_props_t *props_new(const conn_t *c)
+{
+    pelix_props_t *props = pelix_props_new();
+
+    if (props && (pelix_props_set_string(props, PELIX_MQTT_PROP_ID, c->pid) < 0 ||
+                  pelix_props_set_string(props, PELIX_MQTT_PROP_HOST, c->cfg.host) < 0 ||
+                  pelix_props_set_long(props, PELIX_MQTT_PROP_PORT, c->cfg.port) < 0)) {
+        props = pelix_props_free(props);
+    }
+    return props;
+}
+
+const pelix_props_t *mqtt__conn_props(conn_t *c)
+{
+    if (!c->props) {
+        c->props = props_new(c); /* on the first message a connection filter looks at */
+    }
+    return c->props;
 }
 
 void mqtt__conn_unref(conn_t *c)
@@ -308,6 +339,9 @@ void mqtt__conn_unref(conn_t *c)
         pthread_mutex_destroy(&c->lock);
         pthread_mutex_destroy(&c->ack_lock);
         pthread_cond_destroy(&c->ack_cond);
+        pelix__free(c->last_error);
+        pelix__free(c->failure);
+        pelix__free(c->tls_error);
         pelix__free(c->pid);
         pelix__free(c);
     }
@@ -399,15 +433,20 @@ static void drop(conn_t *c, bool closing)
     c->attempt = NULL; /* an attempt still running is abandoned: it cleans up when it reports */
     c->just_connected = c->lost = false;
     if (!closing) {
+        if (!c->last_error) { /* nothing said, or no memory to say it */
+            conn_error(c, "%s", was_connected ? "connection lost" : "cannot connect");
+        }
         if (!c->error_logged) {
             pelix__log(&s->logger, PELIX_LOG_WARNING, MODULE, "%s (%s:%ld): %s; retrying", c->pid,
-                       c->cfg.host, c->cfg.port, c->last_error);
+                       c->cfg.host, c->cfg.port, c->last_error ? c->last_error : "out of memory");
             c->error_logged = true; /* once until it connects again */
         }
         c->failures++;
         c->state = CONN_BACKOFF;
         c->due = pelix__now_ms() + backoff_ms(c);
-        snprintf(c->failure, sizeof(c->failure), "%s", c->last_error);
+        pelix__free(c->failure);
+        c->failure = c->last_error;
+        c->last_error = NULL;
         if (was_connected) {
             c->since = wall_ms();
         }
@@ -422,14 +461,16 @@ static void start_attempt(conn_t *c)
     int rc = mqtt__attempt_start(c, c->svc->connectors, &a, &why);
 
     if (rc < 0) {
-        snprintf(c->last_error, sizeof(c->last_error), "cannot start a connection: %s",
-                 why ? why : strerror(-rc));
+        conn_error(c, "cannot start a connection: %s", why ? why : strerror(-rc));
         drop(c, false);
         return;
     }
     c->attempt = a;
     c->state = CONN_CONNECTING;
     c->due = pelix__now_ms() + c->cfg.connect_timeout * 1000;
+    if (rc == 1) {
+        mqtt__conn_attempt_done(c->svc, a); /* made on this thread */
+    }
 }
 
 void mqtt__conn_attempt_done(mqtt_service_t *s, void *arg)
@@ -446,12 +487,12 @@ void mqtt__conn_attempt_done(mqtt_service_t *s, void *arg)
     if (a->rc != MOSQ_ERR_SUCCESS) {
         char why[96];
         if (a->rc == MOSQ_ERR_TLS && mqtt__conn_tls_failure(c, why, sizeof(why))) {
-            snprintf(c->last_error, sizeof(c->last_error), "cannot connect: TLS: %s", why);
+            conn_error(c, "cannot connect: TLS: %s", why);
         } else {
-            snprintf(c->last_error, sizeof(c->last_error), "cannot connect: %s",
-                     a->rc == MOSQ_ERR_ERRNO ? strerror(a->err_no)
-                     : a->rc == MOSQ_ERR_EAI ? "cannot resolve the host name"
-                                             : mosquitto_strerror(a->rc));
+            conn_error(c, "cannot connect: %s",
+                       a->rc == MOSQ_ERR_ERRNO ? strerror(a->err_no)
+                       : a->rc == MOSQ_ERR_EAI ? "cannot resolve the host name"
+                                               : mosquitto_strerror(a->rc));
         }
         mqtt__attempt_free(a);
         drop(c, false);
@@ -476,14 +517,13 @@ static void connected(conn_t *c)
     if (c->service_id) {
         return; /* never two services for one connection */
     }
-    props = pelix_props_new();
-
     c->just_connected = false;
     c->state = CONN_CONNECTED;
     c->failures = 0;
     c->connects++;
     c->since = wall_ms();
-    c->failure[0] = '\0';
+    pelix__free(c->failure);
+    c->failure = NULL;
     c->next_misc = pelix__now_ms() + 1000;
     pelix__log(&s->logger, PELIX_LOG_INFO, MODULE, "%s: connected to %s:%ld", c->pid, c->cfg.host,
                c->cfg.port);
@@ -500,14 +540,9 @@ static void connected(conn_t *c)
     c->active = true;
     pthread_mutex_unlock(&c->lock);
     mqtt__connected(s, c, true);
-    if (!props || pelix_props_set_string(props, PELIX_MQTT_PROP_ID, c->pid) < 0 ||
-        pelix_props_set_string(props, PELIX_MQTT_PROP_HOST, c->cfg.host) < 0 ||
-        pelix_props_set_long(props, PELIX_MQTT_PROP_PORT, c->cfg.port) < 0) {
-        pelix_props_free(props);
-        props = NULL;
-    }
+    props = props_new(c);
     if (!props || pelix_registry_register(s->reg, spec, 1, &c->service, props, &id) < 0) {
-        snprintf(c->last_error, sizeof(c->last_error), "cannot register its service");
+        conn_error(c, "cannot register its service");
         c->lost = true;
         return;
     }
@@ -555,18 +590,17 @@ void mqtt__conn_io(conn_t *c, uint32_t events)
         }
     }
     char why[96];
-    if (c->lost && !c->last_error[0] && mqtt__conn_tls_failure(c, why, sizeof(why))) {
-        snprintf(c->last_error, sizeof(c->last_error), "cannot connect: TLS: %s", why);
+    if (c->lost && !c->last_error && mqtt__conn_tls_failure(c, why, sizeof(why))) {
+        conn_error(c, "cannot connect: TLS: %s", why);
     }
-    if (c->lost && !c->last_error[0]) {
+    if (c->lost && !c->last_error) {
         /* Closed before CONNACK: a TLS verification (certificate, host name) or the broker. */
-        snprintf(c->last_error, sizeof(c->last_error), "%s: %s",
-                 c->state == CONN_WAITING_ACK ? "cannot connect" : "connection lost",
-                 rc == MOSQ_ERR_ERRNO && err_no ? strerror(err_no)
-                 : rc == MOSQ_ERR_CONN_LOST && c->state == CONN_WAITING_ACK
-                     ? "closed during the handshake (TLS verification failed, or the broker "
-                       "closed it)"
-                     : mosquitto_strerror(rc));
+        conn_error(c, "%s: %s", c->state == CONN_WAITING_ACK ? "cannot connect" : "connection lost",
+                   rc == MOSQ_ERR_ERRNO && err_no ? strerror(err_no)
+                   : rc == MOSQ_ERR_CONN_LOST && c->state == CONN_WAITING_ACK
+                       ? "closed during the handshake (TLS verification failed, or the broker "
+                         "closed it)"
+                       : mosquitto_strerror(rc));
     }
     after_io(c);
 }
@@ -576,17 +610,18 @@ void mqtt__conn_timer(conn_t *c, int64_t now)
     switch (c->state) {
     case CONN_BACKOFF:
         if (c->due <= now) {
-            c->last_error[0] = '\0';
+            pelix__free(c->last_error);
+            c->last_error = NULL;
             start_attempt(c);
         }
         break;
     case CONN_CONNECTING:
     case CONN_WAITING_ACK:
         if (c->due <= now) {
-            snprintf(c->last_error, sizeof(c->last_error), "%s within %ld s",
-                     c->state == CONN_CONNECTING ? "no TCP connection (or name resolution)"
-                                                 : "no CONNACK",
-                     c->cfg.connect_timeout);
+            conn_error(c, "%s within %ld s",
+                       c->state == CONN_CONNECTING ? "no TCP connection (or name resolution)"
+                                                   : "no CONNACK",
+                       c->cfg.connect_timeout);
             drop(c, false);
         } else if (c->state == CONN_WAITING_ACK && mosquitto_want_write(c->mosq)) {
             mqtt__loop_watch(c->svc, c, mosquitto_socket(c->mosq), true);

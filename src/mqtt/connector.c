@@ -6,12 +6,18 @@
  * them, which blocks until the TCP connection is made or refused. The thread then posts the
  * attempt to the network thread (mqtt__conn_attempt_done).
  *
+ * An attempt where nothing can block (an IP address, no TLS, no CONNECT properties: the
+ * asynchronous connect only opens a non-blocking socket) runs on the network thread itself,
+ * without a thread: a process with hundreds of connections does not start hundreds of threads,
+ * each with its stack and a malloc arena of its own (bench G8a: 1.5 KiB of RSS per connection).
+ *
  * Nothing waits for a connector: the network thread abandons an attempt after `connect_timeout`
  * (it is freed when it reports), and pelix_mqtt_free waits only a moment for the ones still
  * running. Those that outlive the service (a hung name lookup, a blocking connect to a host that
  * never answers) report to the hub, which says the service is gone: they free their attempt, and
  * the last one frees the hub.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <mqtt_protocol.h>
 #include <stdio.h>
@@ -98,8 +104,8 @@ static void on_log(struct mosquitto *mosq, void *obj, int level, const char *tex
     }
     if (why) {
         pthread_mutex_lock(&c->ack_lock);
-        if (!c->tls_error[0]) {
-            snprintf(c->tls_error, sizeof(c->tls_error), "%s", why);
+        if (!c->tls_error) {
+            c->tls_error = pelix__strdup(why);
         }
         pthread_mutex_unlock(&c->ack_lock);
     }
@@ -108,7 +114,7 @@ static void on_log(struct mosquitto *mosq, void *obj, int level, const char *tex
 bool mqtt__conn_tls_failure(conn_t *c, char *out, size_t size)
 {
     pthread_mutex_lock(&c->ack_lock);
-    snprintf(out, size, "%s", c->tls_error);
+    snprintf(out, size, "%s", c->tls_error ? c->tls_error : "");
     pthread_mutex_unlock(&c->ack_lock);
     return out[0] != '\0';
 }
@@ -204,6 +210,14 @@ static void *connector(void *arg)
     return NULL;
 }
 
+/* Whether connecting to `host` needs no name resolution. */
+static bool ip_literal(const char *host)
+{
+    unsigned char addr[16];
+
+    return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+}
+
 int mqtt__attempt_start(conn_t *c, mqtt_connectors_t *h, attempt_t **ret, const char **ret_why)
 {
     attempt_t *a = pelix__calloc(1, sizeof(*a));
@@ -232,8 +246,15 @@ int mqtt__attempt_start(conn_t *c, mqtt_connectors_t *h, attempt_t **ret, const 
     mosquitto_threaded_set(a->mosq, true);
     mqtt__conn_callbacks(a->mosq);
     pthread_mutex_lock(&c->ack_lock);
-    c->tls_error[0] = '\0'; /* this attempt's */
+    pelix__free(c->tls_error); /* this attempt's */
+    c->tls_error = NULL;
     pthread_mutex_unlock(&c->ack_lock);
+    if (!a->props && !c->cfg.tls.on && ip_literal(a->host)) {
+        a->rc = mosquitto_connect_async(a->mosq, a->host, a->port, a->keepalive);
+        a->err_no = errno;
+        *ret = a;
+        return 1;
+    }
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_mutex_lock(&h->lock);

@@ -568,7 +568,7 @@ void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message 
         }
         listener_t *l = (listener_t *)(uintptr_t)key;
         if (l->spec && l->spec->connections &&
-            (!c->props || !pelix_filter_match(l->spec->connections, c->props))) {
+            (!mqtt__conn_props(c) || !pelix_filter_match(l->spec->connections, c->props))) {
             continue; /* not one of its connections */
         }
         push_to(s, l, m, plen + tlen);

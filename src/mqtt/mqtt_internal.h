@@ -136,18 +136,20 @@ struct conn {
     unsigned failures;  /* consecutive, for the backoff */
     attempt_t *attempt; /* the current connector attempt (CONNECTING) */
     bool just_connected, lost;
-    char last_error[256];
-    char failure[256];  /* the last failure, kept until connected (pelix_mqtt_connections) */
-    char tls_error[96]; /* OpenSSL's last error of this attempt, from libmosquitto's log */
-    int64_t since;      /* wall clock (ms) of the last connect or failure */
-    uint64_t connects;  /* successful connects */
+    /* Texts allocated when there is something to say (most connections never fail): an idle
+     * connection costs what its state needs, not buffers for the worst message (bench G8a). */
+    char *last_error;  /* the current failure (conn_error), or NULL */
+    char *failure;     /* the last failure, kept until connected (pelix_mqtt_connections) */
+    char *tls_error;   /* under ack_lock: OpenSSL's last error of this attempt, from libmosquitto */
+    int64_t since;     /* wall clock (ms) of the last connect or failure */
+    uint64_t connects; /* successful connects */
     bool error_logged;
     int sock; /* libmosquitto's socket, watched, or -1 */
     int efd;  /* our duplicate of it, registered in epoll (see loop.c), or -1 */
     bool want_write;
     atomic_uint_fast64_t msgs_in, msgs_out; /* counters (pelix_mqtt_connections) */
     long service_id;                        /* registered connection service, or 0 */
-    pelix_props_t *props; /* id, host, port: for listeners' connection filters (immutable) */
+    pelix_props_t *props; /* network thread: id, host, port (mqtt__conn_props), or NULL */
     pelix_mqtt_connection_t service;
     /* guarded by `lock` (publishers and the network thread; never held inside a libmosquitto
      * callback) */
@@ -175,6 +177,9 @@ struct conn {
 
 conn_t *mqtt__conn_new(mqtt_service_t *s, const char *pid, conn_config_t *cfg);
 void mqtt__conn_unref(conn_t *c);
+/* Network thread: the connection's service properties (id, host, port) for listeners'
+ * connection filters, made at the first call (NULL without memory); owned by `c`. */
+const pelix_props_t *mqtt__conn_props(conn_t *c);
 /* Network thread: starts, reconfigures, deletes; runs timers and socket events. */
 void mqtt__conn_start(conn_t *c);
 void mqtt__conn_close(conn_t *c); /* disconnects and drops the table's reference */
@@ -193,8 +198,9 @@ mqtt_connectors_t *mqtt__connectors_new(mqtt_service_t *s);
  * to end on their own (they free their attempts; the last frees the hub). */
 void mqtt__connectors_close(mqtt_connectors_t *h, long wait_ms);
 /* Network thread: a new object for `c` and a thread that connects it (its result is posted to
- * mqtt__conn_attempt_done). 0, or -ENOMEM / -EINVAL / -EAGAIN with *ret_why when libmosquitto
- * refused a setting. */
+ * mqtt__conn_attempt_done): 0. 1 when the attempt could not block and was made on this thread:
+ * the caller hands it to mqtt__conn_attempt_done itself. -ENOMEM / -EINVAL / -EAGAIN with
+ * *ret_why when libmosquitto refused a setting. */
 int mqtt__attempt_start(conn_t *c, mqtt_connectors_t *h, attempt_t **ret, const char **ret_why);
 void mqtt__attempt_free(attempt_t *a);
 /* Subscribes / unsubscribes one filter on a connected connection. */

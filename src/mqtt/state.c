@@ -28,7 +28,8 @@ static const char *state_name(const conn_t *c)
         return "disabled";
     case CONN_BACKOFF:
     default:
-        return strncmp(c->failure, "connection refused", 18) == 0 ? "refused" : "backing off";
+        return c->failure && strncmp(c->failure, "connection refused", 18) == 0 ? "refused"
+                                                                                : "backing off";
     }
 }
 
@@ -59,7 +60,7 @@ static void connections_cmd(mqtt_service_t *s, void *arg)
         i->state = state_name(c);
         i->messages_in = atomic_load(&c->msgs_in);
         i->messages_out = atomic_load(&c->msgs_out);
-        i->last_error = pelix__strdup(c->state == CONN_CONNECTED ? "" : c->failure);
+        i->last_error = pelix__strdup(c->state == CONN_CONNECTED || !c->failure ? "" : c->failure);
         i->since = c->since;
         i->connects = c->connects;
         i->retry_in = -1;

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "props/props_internal.h"
@@ -25,10 +26,17 @@ pelix_value_t *pelix_value_new_string(const char *s)
     if (!s || !pelix__utf8_valid(s, strlen(s))) {
         return NULL;
     }
-    v = value_alloc(PELIX_TYPE_STRING);
-    if (v && !(v->u.s = pelix__strdup(s))) {
-        pelix__free(v);
-        v = NULL;
+    /* One block: the text follows the value (freed with it). */
+    size_t len = strlen(s);
+    if (len > SIZE_MAX - sizeof(*v) - 1) {
+        return NULL;
+    }
+    v = pelix__malloc(sizeof(*v) + len + 1);
+    if (v) {
+        memset(v, 0, sizeof(*v));
+        v->type = PELIX_TYPE_STRING;
+        v->u.s = (char *)(v + 1);
+        memcpy(v->u.s, s, len + 1);
     }
     return v;
 }
@@ -141,9 +149,7 @@ pelix_value_t *pelix_value_free(pelix_value_t *v)
     if (!v) {
         return NULL;
     }
-    if (v->type == PELIX_TYPE_STRING) {
-        pelix__free(v->u.s);
-    } else if (v->type == PELIX_TYPE_LIST) {
+    if (v->type == PELIX_TYPE_LIST) {
         for (size_t i = 0; i < v->u.list.count; i++) {
             pelix_value_free(v->u.list.items[i]);
         }
