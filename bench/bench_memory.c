@@ -14,7 +14,7 @@
  *
  * G8c, RSS during a 200 000-message burst (QUICK: 50 000) into a slow listener <= 1.5 x steady
  *   state (the listener queues are bounded: pelix_mqtt_options_t listener_queue_messages, default
- *   10 000 messages / 64 MiB; the excess is dropped and counted, which is expected).
+ *   1000 messages / 64 MiB; the excess is dropped and counted, which is expected).
  *   A forked service child with one connection and one listener whose callback sleeps 1 ms per
  *   message. Steady state: a libmosquitto publisher (its own forked process, QoS 0, 64 bytes with
  *   the sequence number and send time in the first 16) sends a few thousand messages at a gentle

@@ -242,7 +242,9 @@ typedef struct pelix_mqtt_options {
     pelix_logger_t logger;
     /** Dispatch worker threads running listener callbacks (0: 2). */
     size_t dispatch_workers;
-    /** Bound of each listener's queue, in messages (0: 10000) and payload bytes (0: 64 MiB). */
+    /** Bound of each listener's queue, in messages (0: 1000, as the offline queue and
+     * mosquitto's max_queued_messages) and payload bytes (0: 64 MiB). A message that finds the
+     * queue full is dropped and counted (pelix_mqtt_stats); the listener keeps its order. */
     size_t listener_queue_messages;
     size_t listener_queue_bytes;
 } pelix_mqtt_options_t;

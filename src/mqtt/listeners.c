@@ -55,30 +55,30 @@ static void message_unref(message_t *m)
 
 /* ---- queue callbacks (dispatch workers) ------------------------------------------------------ */
 
+/* The listener whose callback runs on this thread, if any. */
+static _Thread_local const listener_t *current;
+
 static void deliver_item(void *ctx, void *item)
 {
     listener_t *l = ctx;
 
-    (void)l;
     if (*(int *)item == ITEM_CLOSE) {
         /* From its own call: freed after it returns. */
         mqtt__queue_close(((close_item_t *)item)->queue, false, 0);
         return;
     }
-    mqtt_service_t *s = l->s;
-    pthread_mutex_lock(&s->calls_lock);
-    if (l->closed) {
-        pthread_mutex_unlock(&s->calls_lock);
-        return;
+    atomic_fetch_add(&l->calls, 1);
+    if (!atomic_load(&l->closed)) {
+        current = l;
+        l->svc->handle_mqtt_message(l->svc->handle, &((message_t *)item)->m);
+        current = NULL;
     }
-    l->in_call = true;
-    l->calling = pthread_self();
-    pthread_mutex_unlock(&s->calls_lock);
-    l->svc->handle_mqtt_message(l->svc->handle, &((message_t *)item)->m);
-    pthread_mutex_lock(&s->calls_lock);
-    l->in_call = false;
-    pthread_cond_broadcast(&s->calls_cond);
-    pthread_mutex_unlock(&s->calls_lock);
+    if (atomic_fetch_sub(&l->calls, 1) == 1 && atomic_load(&l->closed)) {
+        mqtt_service_t *s = l->s;
+        pthread_mutex_lock(&s->calls_lock); /* its unregistration may be waiting */
+        pthread_cond_broadcast(&s->calls_cond);
+        pthread_mutex_unlock(&s->calls_lock);
+    }
 }
 
 static void release_item(void *item)
@@ -391,6 +391,8 @@ static listener_t *listener_new(mqtt_service_t *s, long id, void *svc)
         return NULL;
     }
     atomic_init(&l->refs, 1);
+    atomic_init(&l->closed, false);
+    atomic_init(&l->calls, 0);
     l->id = id;
     l->s = s;
     l->svc = svc; /* its queue comes with its first message (mqtt__deliver) */
@@ -446,14 +448,16 @@ static void on_listener_event(void *ctx, const pelix_svc_event_t *ev)
     if (!l) {
         return;
     }
-    pthread_mutex_lock(&s->calls_lock);
-    l->closed = true;
+    atomic_store(&l->closed, true);
     /* A call running on a worker ends before this returns, unless this thread is that call or
      * the network thread (which never waits for listener code: the call ends on its own). */
-    while (l->in_call && !pthread_equal(l->calling, pthread_self()) && !mqtt__on_loop(s)) {
-        pthread_cond_wait(&s->calls_cond, &s->calls_lock);
+    if (current != l && !mqtt__on_loop(s)) {
+        pthread_mutex_lock(&s->calls_lock);
+        while (atomic_load(&l->calls) > 0) {
+            pthread_cond_wait(&s->calls_cond, &s->calls_lock);
+        }
+        pthread_mutex_unlock(&s->calls_lock);
     }
-    pthread_mutex_unlock(&s->calls_lock);
     if (mqtt__post_embedded(s, &l->u.remove_cmd, remove_cmd, l) < 0) {
         listener_unref(l); /* stopping: the shutdown closes its queue */
     }
@@ -496,7 +500,7 @@ void mqtt__listeners_untrack(mqtt_service_t *s)
 
 /* ---- received messages (network thread) ------------------------------------------------------ */
 
-static void push_to(mqtt_service_t *s, listener_t *l, message_t *m, size_t bytes)
+static void push_to(mqtt_service_t *s, listener_t *l, message_t *m, size_t bytes, mqtt_batch_t *b)
 {
     if (!l->queue &&
         mqtt__queue_new(s->dispatch, s->opts.listener_queue_messages, s->opts.listener_queue_bytes,
@@ -506,7 +510,7 @@ static void push_to(mqtt_service_t *s, listener_t *l, message_t *m, size_t bytes
         return;
     }
     atomic_fetch_add(&m->refs, 1);
-    mqtt__queue_push(l->queue, m, bytes); /* released by the queue if refused */
+    mqtt__queue_push_batch(l->queue, m, bytes, b); /* released by the queue if refused */
 }
 
 void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message *msg,
@@ -514,6 +518,7 @@ void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message 
 {
     size_t tlen, plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, clen = strlen(c->pid);
     const uint64_t *keys, *shared;
+    mqtt_batch_t batch = MQTT_BATCH_INIT;
     size_t n = 0, ns = 0, i = 0, j = 0;
     message_t *m;
     int rc;
@@ -571,7 +576,8 @@ void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message 
             (!mqtt__conn_props(c) || !pelix_filter_match(l->spec->connections, c->props))) {
             continue; /* not one of its connections */
         }
-        push_to(s, l, m, plen + tlen);
+        push_to(s, l, m, plen + tlen, &batch);
     }
+    mqtt__dispatch_commit(s->dispatch, &batch); /* the workers woken once for all listeners */
     message_unref(m);
 }

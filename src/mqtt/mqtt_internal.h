@@ -243,16 +243,17 @@ typedef struct close_item {
  */
 struct listener {
     atomic_int refs;
-    /* under the service's calls_lock: never held while the callback runs */
-    bool closed;
-    bool in_call;
+    /* A delivery counts itself in `calls` and then looks at `closed`; unregistration sets
+     * `closed` and then waits (calls_lock, calls_cond) until `calls` is 0: one of the two always
+     * sees the other, with no lock taken by a delivery (bench G5). */
+    atomic_bool closed;
+    atomic_int calls;
     /* network thread only */
     bool attached; /* its filters are in the tries, keyed by the listener's address */
     long id;       /* service id */
     mqtt_service_t *s;
     pelix_mqtt_listener_t *svc;
     mqtt_queue_t *queue; /* created with its first message (network thread) */
-    pthread_t calling;   /* under calls_lock, while in_call */
     struct lspec *spec;  /* network thread: what it listens to (NULL once detached) */
     union {
         command_t remove_cmd;    /* posting its removal needs no memory; read by the loop before
@@ -328,7 +329,7 @@ struct mqtt_service {
     /* listeners by service id, for the registry callbacks (any thread) */
     pthread_mutex_t lmap_lock;
     listener_index_t lmap;
-    /* listener calls in progress (listener_t.in_call/closed), for unregistration waits */
+    /* listener calls ending (listener_t.calls/closed), for unregistration waits */
     pthread_mutex_t calls_lock;
     pthread_cond_t calls_cond;
     /* queues whose close item is on its way (guarded by lmap_lock; free waits for 0) */

@@ -350,7 +350,7 @@ int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca, const pelix_m
     }
     s->opts.dispatch_workers = s->opts.dispatch_workers ? s->opts.dispatch_workers : 2;
     s->opts.listener_queue_messages =
-        s->opts.listener_queue_messages ? s->opts.listener_queue_messages : 10000;
+        s->opts.listener_queue_messages ? s->opts.listener_queue_messages : 1000;
     s->opts.listener_queue_bytes =
         s->opts.listener_queue_bytes ? s->opts.listener_queue_bytes : 64u << 20;
     pelix__map_init_str(&s->conns);

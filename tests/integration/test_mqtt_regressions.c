@@ -4,7 +4,9 @@
  * publisher that waits for an acknowledgement while holding a use of the service; a listener
  * unregistering itself from its callback while its queue is full blocking the network thread;
  * a client id libmosquitto refuses being retried forever as "out of memory"; a socket kept open
- * by a forked child staying in epoll after its connection was freed.
+ * by a forked child staying in epoll after its connection was freed. Also two guarantees whose
+ * implementation changed for speed and memory: an unregistration waits for the listener's
+ * running call (no lock per delivery any more), and a listener queue's default bound (1000).
  *
  * The second CONNACK comes from a raw TCP peer of the test (no broker sends one); everything
  * else runs against real mosquitto brokers on loopback.
@@ -328,6 +330,131 @@ static void test_forked_child_keeps_socket(void **st)
     free(pid);
 }
 
+/* ---- unregistering a listener waits for its running call ------------------------------------ */
+
+static int inside_of(mf_listener_t *l)
+{
+    pthread_mutex_lock(&l->lock);
+    int n = l->inside;
+    pthread_mutex_unlock(&l->lock);
+    return n;
+}
+
+static bool wait_inside(mf_listener_t *l, int n)
+{
+    for (long waited = 0; waited < MF_WAIT_MS; waited += 10) {
+        if (inside_of(l) == n) {
+            return true;
+        }
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
+static void *release_later(void *arg)
+{
+    usleep(300 * 1000);
+    mf_listener_hold(arg, false);
+    return NULL;
+}
+
+/* Pelix's contract: once the unregistration returned, the listener is not running and is not
+ * called again. Its running call ends first (here 300 ms later, on another thread). */
+static void test_unregistration_waits_for_running_call(void **st)
+{
+    (void)st;
+    mf_t fx = {0};
+    tb_broker_t *b = tb_broker_start(NULL);
+    mf_listener_t l = {0};
+    const char *t[] = {"calls/#"};
+    pthread_t releaser;
+
+    assert_non_null(b);
+    mf_start(&fx, false);
+    char *pid = mf_create(&fx, tb_broker_port(b), NULL);
+    assert_true(mf_wait_connection(&fx, pid, MF_WAIT_MS) > 0);
+    mf_listen(&fx, &l, t, 1, false, 0);
+    assert_true(tb_broker_wait_log(b, "\tcalls/# (QoS", 1, MF_WAIT_MS));
+    pelix_mqtt_connection_t *c = mf_connection(&fx, pid);
+    mf_listener_hold(&l, true);
+    assert_int_equal(c->publish(c->handle, "calls/a", "m", 1, 0, false, NULL), 0);
+    assert_true(wait_inside(&l, 1));
+
+    assert_int_equal(pthread_create(&releaser, NULL, release_later, &l), 0);
+    mf_unlisten(&l);
+    assert_int_equal(inside_of(&l), 0); /* the call ended before the unregistration returned */
+    assert_int_equal(mf_listener_count(&l, "calls/a"), 1);
+    pthread_join(releaser, NULL);
+
+    pelix_mqtt_publish_info_t info = {0};
+    assert_int_equal(c->publish(c->handle, "calls/b", "m", 1, 1, false, &info), 0);
+    assert_int_equal(c->wait_published(c->handle, &info, MF_WAIT_MS), 0);
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(mf_listener_count(&l, NULL), 1);
+    mf_listener_destroy(&l);
+    mf_free(&fx);
+    tb_broker_free(b);
+    free(pid);
+}
+
+/* ---- the default bound of a listener's queue ------------------------------------------------- */
+
+#define BOUND_BURST 1500
+
+/* With no listener_queue_messages option, a listener's queue holds 1000 messages: a burst into
+ * a stuck listener keeps 1000, drops and counts the rest, and the listener gets the 1000 in order
+ * once it goes on. */
+static void test_default_listener_queue_bound(void **st)
+{
+    (void)st;
+    mf_t fx = {0};
+    tb_broker_t *b = tb_broker_start(NULL);
+    mf_listener_t l = {0};
+    const char *t[] = {"bound/#"};
+    pelix_mqtt_stats_t stats = {0};
+    char payload[16];
+
+    assert_non_null(b);
+    mf_start(&fx, false);
+    char *pid = mf_create(&fx, tb_broker_port(b), NULL);
+    assert_true(mf_wait_connection(&fx, pid, MF_WAIT_MS) > 0);
+    mf_listen(&fx, &l, t, 1, false, 0);
+    assert_true(tb_broker_wait_log(b, "\tbound/# (QoS", 1, MF_WAIT_MS));
+    pelix_mqtt_connection_t *c = mf_connection(&fx, pid);
+    mf_listener_hold(&l, true);
+    assert_int_equal(c->publish(c->handle, "bound/first", "0", 1, 0, false, NULL), 0);
+    assert_true(wait_inside(&l, 1));
+
+    for (int i = 1; i <= BOUND_BURST; i++) {
+        int n = snprintf(payload, sizeof(payload), "%d", i);
+        assert_int_equal(c->publish(c->handle, "bound/x", payload, (size_t)n, 0, false, NULL), 0);
+    }
+    for (long waited = 0; waited < MF_WAIT_MS; waited += 20) {
+        assert_int_equal(pelix_mqtt_stats(fx.mqtt, &stats), 0);
+        if (stats.listener_queued + stats.listener_dropped >= BOUND_BURST) {
+            break;
+        }
+        usleep(20 * 1000);
+    }
+    assert_int_equal(stats.listener_queued, 1000);
+    assert_int_equal(stats.listener_dropped, BOUND_BURST - 1000);
+
+    mf_listener_hold(&l, false);
+    assert_true(mf_listener_wait(&l, "bound/x", 1000, MF_WAIT_MS));
+    pthread_mutex_lock(&l.lock);
+    for (size_t i = 1; i < l.count; i++) { /* the first 1000 of the burst, in order */
+        char expect[24];
+        snprintf(expect, sizeof(expect), "%zu", i);
+        assert_string_equal(l.msgs[i].payload, expect);
+    }
+    pthread_mutex_unlock(&l.lock);
+    assert_int_equal(mf_listener_count(&l, NULL), 1001);
+    mf_listener_destroy(&l);
+    mf_free(&fx);
+    tb_broker_free(b);
+    free(pid);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +464,8 @@ int main(void)
         cmocka_unit_test(test_client_id_with_control_character),
         cmocka_unit_test(test_stop_with_listeners_registered),
         cmocka_unit_test(test_forked_child_keeps_socket),
+        cmocka_unit_test(test_unregistration_waits_for_running_call),
+        cmocka_unit_test(test_default_listener_queue_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -138,6 +138,63 @@ static void test_order_kept_per_producer(void **state)
     check_order(1, PRODUCERS, 20000);
 }
 
+/* ---- pushes in a batch ----------------------------------------------------------------------- */
+
+#define BATCH_QUEUES 16
+
+/* A batch's queues run only once it is committed; then each delivers its items in order, the
+ * refusals of a full queue are counted as with a plain push, and an empty commit is harmless. */
+static void test_batch(void **state)
+{
+    (void)state;
+    mqtt_dispatch_t *d = pool(2);
+    static rec_t r[BATCH_QUEUES];
+    mqtt_queue_t *q[BATCH_QUEUES];
+    mqtt_batch_t b = MQTT_BATCH_INIT;
+
+    for (size_t i = 0; i < BATCH_QUEUES; i++) {
+        q[i] = rec_queue(d, &r[i], 3, 0, MQTT_DROP_NEWEST);
+        rec_open(&r[i]); /* no gate on item 0 */
+    }
+    for (long n = 0; n < 4; n++) { /* the 4th item of each queue is refused: it holds 3 */
+        for (size_t i = 0; i < BATCH_QUEUES; i++) {
+            long item = (long)i * 4 + n;
+            assert_int_equal(mqtt__queue_push_batch(q[i], item_new(item), 1, &b),
+                             n < 3 ? 0 : -ENOBUFS);
+        }
+    }
+    sleep_ms(200); /* time enough for a worker to take a queue, were it on the run list */
+    for (size_t i = 0; i < BATCH_QUEUES; i++) {
+        assert_int_equal(atomic_load(&r[i].entered), 0);
+        check_stats(q[i], 4, 0, 1, 3, 3);
+    }
+    mqtt__dispatch_commit(d, &b);
+    assert_null(b.first);
+    mqtt__dispatch_commit(d, &b); /* empty */
+    for (size_t i = 0; i < BATCH_QUEUES; i++) {
+        assert_int_equal(mqtt__queue_flush(q[i], BOUND_MS), 0);
+        assert_int_equal(r[i].norder, 3);
+        for (long n = 0; n < 3; n++) {
+            assert_int_equal(r[i].order[n], (long)i * 4 + n);
+        }
+        check_stats(q[i], 4, 3, 1, 0, 0);
+    }
+    /* A queue made ready again goes back through a batch. */
+    assert_int_equal(mqtt__queue_push_batch(q[0], item_new(64), 1, &b), 0);
+    void *kept = item_new(65);
+    assert_int_equal(mqtt__queue_push_batch(NULL, kept, 1, &b), -EINVAL);
+    item_release(kept); /* not consumed on -EINVAL */
+    mqtt__dispatch_commit(d, &b);
+    assert_int_equal(mqtt__queue_flush(q[0], BOUND_MS), 0);
+    assert_int_equal(atomic_load(&r[0].finished), 4);
+    for (size_t i = 0; i < BATCH_QUEUES; i++) {
+        mqtt__queue_close(q[i], false, 0);
+        rec_destroy(&r[i]);
+    }
+    mqtt__dispatch_free(d);
+    assert_int_equal(check_released_once(66), BATCH_QUEUES * 3 + 1);
+}
+
 /* ---- a slow listener slows only itself ------------------------------------------------------- */
 
 static void test_slow_listener_does_not_delay_others(void **state)
@@ -386,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_oom),
         cmocka_unit_test(test_invalid_arguments),
+        cmocka_unit_test(test_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

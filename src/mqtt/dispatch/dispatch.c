@@ -67,6 +67,8 @@ struct mqtt_queue {
     /* Run list links and membership: under the pool lock. */
     mqtt_queue_t *prev, *next;
     bool on_list;
+    /* SCHEDULED but in a pusher's batch, not on the run list yet: the pusher's */
+    mqtt_queue_t *batch_next;
 };
 
 struct mqtt_dispatch {
@@ -428,7 +430,20 @@ int mqtt__queue_push_last(mqtt_queue_t *q, void *item)
     return rc;
 }
 
-int mqtt__queue_push(mqtt_queue_t *q, void *item, size_t bytes)
+/* Queue lock held, state IDLE, items waiting: the queue waits in batch `b` for the commit. */
+static void schedule_batch(mqtt_queue_t *q, mqtt_batch_t *b)
+{
+    q->state = Q_SCHEDULED;
+    q->batch_next = NULL;
+    if (b->last) {
+        b->last->batch_next = q;
+    } else {
+        b->first = q;
+    }
+    b->last = q;
+}
+
+static int push(mqtt_queue_t *q, void *item, size_t bytes, mqtt_batch_t *b)
 {
     void *dropped[DROP_CHUNK];
     size_t ndropped;
@@ -477,8 +492,12 @@ int mqtt__queue_push(mqtt_queue_t *q, void *item, size_t bytes)
         q->count++;
         q->bytes += bytes;
         if (q->state == Q_IDLE && !q->stopped) {
-            schedule(q);
-            wake = true;
+            if (b) {
+                schedule_batch(q, b);
+            } else {
+                schedule(q);
+                wake = true;
+            }
         }
         break;
     }
@@ -491,6 +510,39 @@ int mqtt__queue_push(mqtt_queue_t *q, void *item, size_t bytes)
         release(item);
     }
     return rc;
+}
+
+int mqtt__queue_push(mqtt_queue_t *q, void *item, size_t bytes)
+{
+    return push(q, item, bytes, NULL);
+}
+
+int mqtt__queue_push_batch(mqtt_queue_t *q, void *item, size_t bytes, mqtt_batch_t *b)
+{
+    return b ? push(q, item, bytes, b) : -EINVAL;
+}
+
+void mqtt__dispatch_commit(mqtt_dispatch_t *d, mqtt_batch_t *b)
+{
+    size_t n = 0;
+
+    if (!d || !b || !b->first) {
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    for (mqtt_queue_t *q = b->first, *next; q; q = next) {
+        next = q->batch_next;
+        q->batch_next = NULL;
+        list_append(d, q);
+        n++;
+    }
+    pthread_mutex_unlock(&d->lock);
+    b->first = b->last = NULL;
+    if (n == 1) {
+        wake_worker(d);
+    } else {
+        pthread_cond_broadcast(&d->cond);
+    }
 }
 
 void mqtt__queue_close(mqtt_queue_t *q, bool drain, long drain_timeout_ms)

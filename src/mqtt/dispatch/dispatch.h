@@ -134,6 +134,35 @@ int mqtt__queue_new(mqtt_dispatch_t *d, size_t max_items, size_t max_bytes, mqtt
 int mqtt__queue_push(mqtt_queue_t *q, void *item, size_t bytes);
 
 /**
+ * @brief Pushes made together by one thread: the queues they make ready go on the run list at
+ * once and the workers are woken once, by mqtt__dispatch_commit(), instead of once per queue
+ * (a message for 100 listeners takes the pool lock once, not 100 times). Start from
+ * MQTT_BATCH_INIT; the fields are the dispatcher's.
+ */
+typedef struct mqtt_batch {
+    mqtt_queue_t *first, *last;
+} mqtt_batch_t;
+
+#define MQTT_BATCH_INIT                                                                            \
+    {                                                                                              \
+        NULL, NULL                                                                                 \
+    }
+
+/**
+ * @brief mqtt__queue_push() into a batch: same results; a queue it makes ready waits in `b` for
+ * mqtt__dispatch_commit(), which the caller must call before it pushes to any queue outside the
+ * batch, closes a queue or flushes one (a close waits for the commit).
+ * Thread: the one that owns `b`.
+ */
+int mqtt__queue_push_batch(mqtt_queue_t *q, void *item, size_t bytes, mqtt_batch_t *b);
+
+/**
+ * @brief Puts the queues of a batch on the run list and wakes the workers; `b` is empty after.
+ * Thread: the one that pushed into `b`.
+ */
+void mqtt__dispatch_commit(mqtt_dispatch_t *d, mqtt_batch_t *b);
+
+/**
  * @brief Pushes an item of no size behind the others, whatever the bounds (for an item that
  * ends the queue's life, such as one that closes it from its own deliver call): never refused for
  * being over a bound, so a full queue cannot block its closing. Same threads as mqtt__queue_push().

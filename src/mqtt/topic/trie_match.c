@@ -129,12 +129,24 @@ static inline bool tail_matches(const trie_node_t *c, const struct mqtt_trie_lev
     return true;
 }
 
+/* collect() for match_walk: counts the nodes that gave keys in *groups. */
+static inline int collect_group(mqtt_trie_scratch_t *s, size_t *len, const trie_node_t *n,
+                                size_t *groups)
+{
+    if (n && n->nkeys > 0) {
+        (*groups)++;
+    }
+    return collect(s, len, n);
+}
+
+/* Collects the keys of the filters matching the topic; *ret_groups: how many nodes gave keys
+ * (each node's keys are sorted and distinct, so with one node there is nothing to sort). */
 static int match_walk(const mqtt_trie_t *t, const char *topic, mqtt_trie_scratch_t *s,
-                      uint32_t nlev, size_t *ret_len)
+                      uint32_t nlev, size_t *ret_len, size_t *ret_groups)
 {
     /* At most one pending frame per level plus the two a frame pushes: nlev + 2 is enough. */
     const bool dollar = topic[0] == '$';
-    size_t sp = 0, len = 0;
+    size_t sp = 0, len = 0, groups = 0;
 
     if (pelix__grow((void **)&s->stack, &s->stack_cap, (size_t)nlev + 2,
                     sizeof(struct mqtt_trie_frame)) != 0) {
@@ -150,12 +162,13 @@ static int match_walk(const mqtt_trie_t *t, const char *topic, mqtt_trie_scratch
 
         if (f.level == nlev) {
             /* The whole topic matched a filter ending here, or ending here with "/#". */
-            if (collect(s, &len, f.node) != 0 || collect(s, &len, kids_hash(f.node)) != 0) {
+            if (collect_group(s, &len, f.node, &groups) != 0 ||
+                collect_group(s, &len, kids_hash(f.node), &groups) != 0) {
                 return -ENOMEM;
             }
             continue;
         }
-        if (wild && collect(s, &len, kids_hash(f.node)) != 0) {
+        if (wild && collect_group(s, &len, kids_hash(f.node), &groups) != 0) {
             return -ENOMEM;
         }
         if (wild && (c = kids_plus(f.node)) != NULL &&
@@ -169,6 +182,7 @@ static int match_walk(const mqtt_trie_t *t, const char *topic, mqtt_trie_scratch
         }
     }
     *ret_len = len;
+    *ret_groups = groups;
     return 0;
 }
 
@@ -177,7 +191,7 @@ int mqtt__trie_match(const mqtt_trie_t *t, const char *topic, mqtt_trie_scratch_
 {
     mqtt_trie_scratch_t local = MQTT_TRIE_SCRATCH_INIT;
     mqtt_trie_scratch_t *s = scratch ? scratch : &local;
-    size_t len = 0;
+    size_t len = 0, groups = 0;
     long nlev;
     int rc;
 
@@ -192,11 +206,13 @@ int mqtt__trie_match(const mqtt_trie_t *t, const char *topic, mqtt_trie_scratch_
         rc = (int)nlev;
         goto out;
     }
-    rc = match_walk(t, topic, s, (uint32_t)nlev, &len);
+    rc = match_walk(t, topic, s, (uint32_t)nlev, &len, &groups);
     if (rc != 0) {
         goto out;
     }
-    len = sort_unique(s->keys, len);
+    if (groups > 1) {
+        len = sort_unique(s->keys, len);
+    }
     if (fn) {
         for (size_t i = 0; i < len; i++) {
             fn(ctx, s->keys[i]);
