@@ -45,11 +45,16 @@ static uint64_t key_of(const listener_t *l)
     return (uint64_t)(uintptr_t)l;
 }
 
+static void message_free(message_t *m)
+{
+    pelix__free((void *)m->m.properties);
+    pelix__free(m);
+}
+
 static void message_unref(message_t *m)
 {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
-        pelix__free((void *)m->m.properties);
-        pelix__free(m);
+        message_free(m);
     }
 }
 
@@ -500,17 +505,19 @@ void mqtt__listeners_untrack(mqtt_service_t *s)
 
 /* ---- received messages (network thread) ------------------------------------------------------ */
 
-static void push_to(mqtt_service_t *s, listener_t *l, message_t *m, size_t bytes, mqtt_batch_t *b)
+/* Pushes `m` with one of the references the caller took for it; false when that reference was
+ * not used (no queue). */
+static bool push_to(mqtt_service_t *s, listener_t *l, message_t *m, size_t bytes, mqtt_batch_t *b)
 {
     if (!l->queue &&
         mqtt__queue_new(s->dispatch, s->opts.listener_queue_messages, s->opts.listener_queue_bytes,
                         MQTT_DROP_NEWEST, deliver_item, release_item, l, &l->queue) < 0) {
         pelix__log(&s->logger, PELIX_LOG_ERROR, MODULE,
                    "listener %ld: message on '%s' dropped: out of memory", l->id, m->m.topic);
-        return;
+        return false;
     }
-    atomic_fetch_add(&m->refs, 1);
     mqtt__queue_push_batch(l->queue, m, bytes, b); /* released by the queue if refused */
+    return true;
 }
 
 void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message *msg,
@@ -560,6 +567,10 @@ void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message 
     m->m.dup = false;
     m->m.connection = m->data + tlen + 1 + plen + 1;
     m->m.properties = mqtt__props_read(props); /* NULL without memory: the message still goes */
+    /* One reference per possible listener, taken at once (not one atomic operation per listener
+     * racing the workers' releases); those not used go with the creator's at the end. */
+    atomic_fetch_add(&m->refs, (int)(n + ns));
+    int unused = (int)(n + ns) + 1;
     /* Both key lists are ascending and distinct: merge them, a listener in both gets it once. */
     while (i < n || j < ns) {
         uint64_t key;
@@ -576,8 +587,10 @@ void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message 
             (!mqtt__conn_props(c) || !pelix_filter_match(l->spec->connections, c->props))) {
             continue; /* not one of its connections */
         }
-        push_to(s, l, m, plen + tlen, &batch);
+        unused -= push_to(s, l, m, plen + tlen, &batch);
     }
     mqtt__dispatch_commit(s->dispatch, &batch); /* the workers woken once for all listeners */
-    message_unref(m);
+    if (atomic_fetch_sub(&m->refs, unused) == unused) {
+        message_free(m);
+    }
 }
