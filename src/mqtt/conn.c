@@ -588,6 +588,15 @@ void mqtt__conn_io(conn_t *c, uint32_t events)
             err_no = errno;
             c->lost = true;
         }
+        /* What the packet made libmosquitto queue (the PUBACK of a QoS 1 message, the PUBREC of
+         * a QoS 2 one) goes out now, as a non-threaded libmosquitto client sends it, not after
+         * arming EPOLLOUT and one more epoll round (two epoll_ctl calls per message). What the
+         * socket does not take waits for EPOLLOUT (after_io). */
+        if (!c->lost && mosquitto_want_write(c->mosq) &&
+            (rc = mosquitto_loop_write(c->mosq, 1)) != MOSQ_ERR_SUCCESS) {
+            err_no = errno;
+            c->lost = true;
+        }
     }
     char why[96];
     if (c->lost && !c->last_error && mqtt__conn_tls_failure(c, why, sizeof(why))) {
