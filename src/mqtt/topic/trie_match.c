@@ -240,6 +240,9 @@ int mqtt__trie_each_filter(const mqtt_trie_t *t, mqtt_trie_filter_fn fn, void *c
     if (!t) {
         return -EINVAL;
     }
+    if (mqtt__trie_size(t) == 0) {
+        return 0; /* nothing to walk: no 64 KiB text buffer for each connect with no listener */
+    }
     text = pelix__malloc(MQTT_TOPIC_MAX_LEN + 2);
     if (!text || pelix__grow((void **)&stack, &cap, 1, sizeof(*stack)) != 0) {
         rc = -ENOMEM;
