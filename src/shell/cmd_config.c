@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "shell/shell_internal.h"
+#include "util/util.h"
 
 static bool no_ca(pelix_shell_t *sh, const char *cmd, int *rc)
 {
@@ -34,6 +35,10 @@ static int apply_pairs(pelix_shell_t *sh, const char *cmd, const pelix_shell_wor
         if (!w[i].quoted && strcmp(eq + 1, "None") == 0) {
             pelix_props_remove(p, key);
             continue;
+        }
+        if (!pelix__utf8_valid(eq + 1, strlen(eq + 1))) {
+            /* Found by fuzz_shell: reported as "Cannot allocate memory" before. */
+            return shell__fail(sh, cmd, -EINVAL, "%s: the value is not valid UTF-8", key);
         }
         v = pelix__shell_value(eq + 1, w[i].quoted);
         rc = v ? pelix_props_set(p, key, v) : -ENOMEM;

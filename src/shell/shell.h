@@ -86,7 +86,8 @@ void pelix__shell_words_free(pelix_shell_word_t *words, size_t count);
  * @brief The value of a `k=v` word: a quoted value is a string; otherwise `true`/`false` are
  * booleans, a decimal integer is an integer, a decimal number with a point or exponent is a
  * double, anything else a string. A schema of the target may coerce it further.
- * @return a new value, or NULL without memory.
+ * @return a new value, or NULL without memory or when `text` is not valid UTF-8 (which the
+ * caller checks first, to say so).
  */
 pelix_value_t *pelix__shell_value(const char *text, bool quoted);
 

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <pelix/configadmin.h>
+
 #include "shell/shell.h"
 #include "util/util.h"
 
@@ -110,12 +112,55 @@ static void test_values(void **state)
     }
 }
 
+/* ---- a value that is not UTF-8 --------------------------------------------------------------- */
+
+static void capture(void *ctx, pelix_log_level_t level, const char *module, const char *message)
+{
+    (void)level;
+    (void)module;
+    snprintf(ctx, 256, "%s", message);
+}
+
+/* Found by fuzz_shell: `k="<not UTF-8>"` was refused as "Cannot allocate memory". */
+static void test_config_value_not_utf8(void **state)
+{
+    (void)state;
+    char said[256] = "";
+    pelix_registry_t *reg = pelix_registry_new();
+    pelix_configadmin_options_t ca_opts = PELIX_CONFIGADMIN_OPTIONS_INIT;
+    pelix_configadmin_t *ca = NULL;
+    pelix_shell_t *sh = NULL;
+    pelix_configuration_t **list = NULL;
+    size_t count = 99;
+    FILE *out = tmpfile();
+
+    assert_non_null(reg);
+    assert_non_null(out);
+    assert_int_equal(pelix_configadmin_new(reg, &ca_opts, &ca, NULL), 0);
+    pelix_shell_options_t opts = {reg, ca, NULL, out, {capture, said, PELIX_LOG_INFO}};
+    assert_int_equal(pelix__shell_new(&opts, &sh), 0);
+    assert_int_equal(pelix__shell_exec(sh, "config.create mqtt.connector host=\"b\xc0r\""),
+                     -EINVAL);
+    assert_non_null(strstr(said, "host: the value is not valid UTF-8"));
+    assert_int_equal(pelix_configadmin_list_configurations(ca, NULL, &list, &count, NULL), 0);
+    assert_int_equal(count, 0);
+    pelix_configuration_list_free(list, count);
+    said[0] = '\0';
+    assert_int_equal(pelix__shell_exec(sh, "config.create mqtt.connector host=\"b\xc3\xa9r\""), 0);
+    assert_string_equal(said, "");
+    pelix__shell_free(sh);
+    pelix_configadmin_free(ca);
+    pelix_registry_free(reg);
+    fclose(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_words),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_config_value_not_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
