@@ -3,13 +3,14 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONF ?= conf
 ARGS ?=
 QUICK ?=
+FUZZ_SECONDS ?= 60
 PREFIX ?= /usr/local
 DESTDIR ?=
 
 RELEASE_DIR := build/release
 TEST_DIR := build/test
 
-.PHONY: all deps build run install uninstall test valgrind bench format format-check clean
+.PHONY: all deps build run install uninstall test valgrind bench fuzz format format-check clean
 
 all: build
 
@@ -66,6 +67,16 @@ bench: deps
 	@cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DPELIX_TESTS=OFF -DPELIX_BENCH=ON >/dev/null
 	@cmake --build build/bench -j $(JOBS)
 	@BENCH_QUICK=$(QUICK) bench/run.sh build/bench/bench
+
+# Fuzzing with libFuzzer (clang; see fuzz/README.md): every target of fuzz/ for FUZZ_SECONDS
+# each, from its committed corpus. `make test` runs the same targets briefly without libFuzzer.
+FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
+fuzz: deps
+	@tools/deps.sh fuzz
+	@CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Release -DPELIX_TESTS=OFF -DPELIX_FUZZ=ON \
+		-DCMAKE_C_FLAGS="$(FUZZ_FLAGS)" >/dev/null
+	@cmake --build build/fuzz -j $(JOBS)
+	@fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i

@@ -37,7 +37,7 @@ static inline char *fz_string(const uint8_t *data, size_t size)
 #define FZ_CHECK(cond)                                                                             \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #cond);           \
+            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #cond);            \
             abort();                                                                               \
         }                                                                                          \
     } while (0)

@@ -19,7 +19,8 @@ static pelix_props_t *sample(void)
         if (!p || pelix_props_set_string(p, "id", "mqtt.connector.a") < 0 ||
             pelix_props_set_string(p, "host", "edge-1") < 0 ||
             pelix_props_set_long(p, "port", 1883) < 0 ||
-            pelix_props_set_double(p, "load", 0.5) < 0 || pelix_props_set_bool(p, "tls", true) < 0 ||
+            pelix_props_set_double(p, "load", 0.5) < 0 ||
+            pelix_props_set_bool(p, "tls", true) < 0 ||
             pelix_props_set_strings(p, "objectClass", classes, 2) < 0) {
             abort();
         }

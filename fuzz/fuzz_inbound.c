@@ -21,8 +21,8 @@
 static mqtt_trie_t *listeners(void)
 {
     static mqtt_trie_t *t;
-    static const char *const base[] = {"#", "+", "a/#", "a/+/c", "+/+/+", "$SYS/#",
-                                       "$share/g/a/b", "sensors/+/temp", "/", "a//b"};
+    static const char *const base[] = {
+        "#", "+", "a/#", "a/+/c", "+/+/+", "$SYS/#", "$share/g/a/b", "sensors/+/temp", "/", "a//b"};
     if (!t) {
         char f[64];
         FZ_CHECK((t = mqtt__trie_new()) != NULL);
@@ -86,10 +86,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             memcpy(str[0], v, *len);
             str[0][*len] = '\0';
-            mosquitto_property_add_string(&props,
-                                          id % 5 == 1 ? MQTT_PROP_CONTENT_TYPE
-                                                      : MQTT_PROP_RESPONSE_TOPIC,
-                                          str[0]);
+            mosquitto_property_add_string(
+                &props, id % 5 == 1 ? MQTT_PROP_CONTENT_TYPE : MQTT_PROP_RESPONSE_TOPIC, str[0]);
             break;
         case 3: /* correlation data */
             if (!(len = take(&p, end, 1)) || !(v = take(&p, end, *len))) {

@@ -12,6 +12,7 @@
  *   mqtt__topic_matches() agrees with libmosquitto on each of them.
  */
 #include <mosquitto.h>
+
 #include <pelix/errors.h>
 
 #include "fuzz.h"

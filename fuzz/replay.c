@@ -130,7 +130,7 @@ static void mutate(void)
         }
         break;
     case 1: { /* an interesting byte */
-        static const uint8_t bytes[] = {0, '/', '+', '#', '$', '(', ')', '=', '*', '"', '\\',
+        static const uint8_t bytes[] = {0,    '/', '+', '#', '$', '(', ')', '=',  '*',  '"', '\\',
                                         '\'', '{', '}', '[', ']', ',', ':', 0x80, 0xc0, 0xff};
         if (current_size) {
             current[at] = bytes[next_random() % sizeof(bytes)];

@@ -5,6 +5,10 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config clang-format libmosquitto-dev libjansson-dev libcmocka-dev libedit-dev \
 mosquitto mosquitto-clients openssl groff-base"
+# `tools/deps.sh fuzz` (make fuzz): clang and its libFuzzer runtime.
+if [ "${1:-}" = fuzz ]; then
+    PACKAGES="clang libclang-rt-14-dev"
+fi
 
 missing=""
 for pkg in $PACKAGES; do

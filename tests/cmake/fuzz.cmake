@@ -2,7 +2,7 @@
 # corpus and a fixed number of mutations of every file, under the build's sanitizers. `make fuzz`
 # runs the same targets with libFuzzer for longer (fuzz/README.md).
 set(PELIX_FUZZ_TARGETS filter topic config shell inbound)
-set(PELIX_FUZZ_MUTATIONS 3000)
+set(PELIX_FUZZ_MUTATIONS 20000)
 pelix_objects(PELIX_FUZZ_OBJECTS main shell mqtt mqtt_topic mqtt_dispatch configadmin registry
               filter props util)
 foreach(name IN LISTS PELIX_FUZZ_TARGETS)
