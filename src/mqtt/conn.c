@@ -220,8 +220,9 @@ int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t
     }
     pthread_mutex_lock(&c->lock);
     if (!c->active) {
-        /* A disabled configuration queues nothing: it would never be sent. */
-        rc = ret_queued && c->cfg.enabled
+        /* A disabled configuration queues nothing: it would never be sent; nor does a closed
+         * one (a publisher that found it before its deletion must not queue into it). */
+        rc = ret_queued && c->cfg.enabled && !c->closed
                  ? mqtt__offline_push(c, topic, payload, len, qos, retain, props)
                  : -ENOTCONN;
         pthread_mutex_unlock(&c->lock);
@@ -673,6 +674,7 @@ void mqtt__conn_close(conn_t *c)
 
     drop(c, true);
     pthread_mutex_lock(&c->lock);
+    c->closed = true; /* found by test_churn: a racing publish queued here after the clear */
     dropped = mqtt__offline_clear(c);
     pthread_mutex_unlock(&c->lock);
     if (dropped) {

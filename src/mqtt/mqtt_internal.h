@@ -156,6 +156,7 @@ struct conn {
     pthread_mutex_t lock;
     struct mosquitto *mosq;    /* set while WAITING_ACK or CONNECTED */
     bool active;               /* CONNECTED: publishers may use mosq */
+    bool closed;               /* its configuration is gone: nothing is queued any more */
     queued_t *q_head, *q_tail; /* offline queue (offline.c) */
     size_t q_count, q_bytes;
     uint64_t q_dropped;
