@@ -4,13 +4,15 @@ CONF ?= conf
 ARGS ?=
 QUICK ?=
 FUZZ_SECONDS ?= 60
+SOAK_MINUTES ?= 10
+VALGRIND ?=
 PREFIX ?= /usr/local
 DESTDIR ?=
 
 RELEASE_DIR := build/release
 TEST_DIR := build/test
 
-.PHONY: all deps build run install uninstall test valgrind bench fuzz format format-check clean
+.PHONY: all deps build run install uninstall test valgrind bench fuzz soak format format-check clean
 
 all: build
 
@@ -51,13 +53,13 @@ test: build
 	@cmake --build $(TEST_DIR) -j $(JOBS)
 	@cd $(TEST_DIR) && ctest --output-on-failure -j $(JOBS)
 
-# The unit suites under valgrind's memcheck (a build without sanitizers).
+# Every suite under valgrind's memcheck (a build without sanitizers; the soak for 30 s).
 valgrind: deps
 	@cmake -S . -B build/valgrind -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build build/valgrind -j $(JOBS)
 	@set -e; for t in build/valgrind/tests/test_*; do \
 		echo "== valgrind $$t"; \
-		valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+		PELIX_SOAK_SECONDS=30 PELIX_SOAK_NO_RSS=1 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 			--show-leak-kinds=definite,indirect $$t >/dev/null; \
 	done; echo "valgrind: no error, no leak"
 
@@ -77,6 +79,24 @@ fuzz: deps
 		-DCMAKE_C_FLAGS="$(FUZZ_FLAGS)" >/dev/null
 	@cmake --build build/fuzz -j $(JOBS)
 	@fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
+
+# Soak (tests/integration/test_mqtt_soak.c): SOAK_MINUTES of load over three brokers, one
+# restarting, listeners coming and going; under ASan, then without sanitizers (tight RSS bound),
+# then, with VALGRIND=1, under valgrind's memcheck. `make test` runs 2 minutes of it under ASan.
+SOAK_SECONDS = $$(( $(SOAK_MINUTES) * 60 ))
+soak: deps
+	@cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DPELIX_SANITIZE=ON >/dev/null
+	@cmake --build $(TEST_DIR) -j $(JOBS) --target test_mqtt_soak
+	@cmake -S . -B build/valgrind -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build build/valgrind -j $(JOBS) --target test_mqtt_soak
+	@echo "== soak under ASan: $(SOAK_MINUTES) min"
+	@ASAN_OPTIONS=quarantine_size_mb=4 PELIX_SOAK_SECONDS=$(SOAK_SECONDS) $(TEST_DIR)/tests/test_mqtt_soak
+	@echo "== soak without sanitizers: $(SOAK_MINUTES) min"
+	@PELIX_SOAK_SECONDS=$(SOAK_SECONDS) build/valgrind/tests/test_mqtt_soak
+	@if [ -n "$(VALGRIND)" ]; then echo "== soak under valgrind: $(SOAK_MINUTES) min"; \
+		PELIX_SOAK_SECONDS=$(SOAK_SECONDS) PELIX_SOAK_NO_RSS=1 valgrind -q --error-exitcode=1 \
+			--leak-check=full --errors-for-leak-kinds=definite,indirect \
+			--show-leak-kinds=definite,indirect build/valgrind/tests/test_mqtt_soak; fi
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i

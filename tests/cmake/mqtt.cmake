@@ -18,3 +18,16 @@ pelix_unit_test(mqtt_tls MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL int
                 THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
 pelix_unit_test(mqtt_offline MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
                 THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
+# Threads registering, changing and unregistering listeners and configurations while messages
+# flow (with its ThreadSanitizer build).
+pelix_unit_test(mqtt_churn MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
+                THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
+# Soak: load over three brokers, one restarting, listeners coming and going (2 minutes here;
+# `make soak SOAK_MINUTES=N` for longer). A small ASan quarantine, so that RSS shows leaks.
+pelix_unit_test(mqtt_soak MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
+                SOURCES ${PELIX_MQTT_TEST_SOURCES})
+set_tests_properties(mqtt_soak PROPERTIES ENVIRONMENT
+                     "ASAN_OPTIONS=quarantine_size_mb=4;PELIX_SOAK_SECONDS=120")
+# Faults on the network path: a TCP proxy of the test that stalls, delays and cuts.
+pelix_unit_test(mqtt_proxy MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
+                THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES} integration/proxy.c)

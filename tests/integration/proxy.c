@@ -200,8 +200,7 @@ tp_proxy_t *tp_proxy_start(int target_port)
     }
     p->listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (p->listener < 0 || bind(p->listener, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        listen(p->listener, 16) < 0 ||
-        getsockname(p->listener, (struct sockaddr *)&a, &len) < 0) {
+        listen(p->listener, 16) < 0 || getsockname(p->listener, (struct sockaddr *)&a, &len) < 0) {
         fprintf(stderr, "proxy: cannot listen: %s\n", strerror(errno));
         if (p->listener >= 0) {
             close(p->listener);

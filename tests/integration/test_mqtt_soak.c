@@ -14,8 +14,8 @@
  *   quarter of the run (warm-up), RSS may not grow by more than SOAK_RSS_SLACK_KB, and the CPU per
  *   message of the last half may not exceed 1.5 x that of the second quarter.
  *
- * Built with ASan (quarantine kept small by the test's environment, so RSS tells leaks apart) and
- * run once under valgrind by `make soak VALGRIND=1`.
+ * `make test` runs it for 2 minutes under ASan; `make soak` runs it under ASan, then in a build
+ * without sanitizers (where the RSS bound is tight), and with VALGRIND=1 also under valgrind.
  */
 // clang-format off
 #include <setjmp.h>
@@ -38,18 +38,67 @@
 
 #define RATE 200
 #define RESTART_EVERY_S 6
-#define SOAK_RSS_SLACK_KB (8 * 1024)
+/* RSS growth allowed after the warm-up. ASan's allocator keeps growing its caches for a while
+ * (about 7 MiB in the first half minute, with a 4 MiB quarantine): under ASan the bound is loose
+ * and LeakSanitizer is the leak check; `make soak` also runs a build without sanitizers, where
+ * the bound is tight (a 40 s run grew by 28 KiB). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SOAK_RSS_SLACK_KB (64 * 1024)
+#else
+#define SOAK_RSS_SLACK_KB (4 * 1024)
+#endif
 #define FAST "reconnect_min", "1", "reconnect_max", "1", "connect_timeout", "2"
 
 static atomic_bool stop;
 static atomic_long published, publish_failures, churn_rounds, churn_failures, restarts;
 
+/* What the steady listener saw of each connection (fixed memory: its RSS is the service's). */
+typedef struct seen {
+    long last;  /* last sequence number, -1 at first */
+    long count; /* messages */
+    long bad;   /* first one out of sequence, +1 (0: none) */
+} seen_t;
+
 typedef struct soak {
     mf_t fx;
     tb_broker_t *b[3];
     char *pid[3];
-    mf_listener_t steady;
+    pelix_mqtt_listener_t steady;
+    long steady_id;
+    pthread_mutex_t lock;
+    seen_t seen[3];
 } soak_t;
+
+/* Dispatch worker: connections 0 and 1 must give each next number; 2 (restarting) only ever
+ * larger ones. */
+static void on_steady(void *handle, const pelix_mqtt_message_t *msg)
+{
+    soak_t *s = handle;
+    long seq = strtol(msg->payload, NULL, 10);
+
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(msg->connection, s->pid[i]) != 0) {
+            continue;
+        }
+        pthread_mutex_lock(&s->lock);
+        seen_t *v = &s->seen[i];
+        bool exact = i < 2;
+        if (!v->bad && ((exact && v->last >= 0 && seq != v->last + 1) || seq <= v->last)) {
+            v->bad = seq + 1;
+        }
+        v->last = seq;
+        v->count++;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+static seen_t seen_of(soak_t *s, int i)
+{
+    pthread_mutex_lock(&s->lock);
+    seen_t v = s->seen[i];
+    pthread_mutex_unlock(&s->lock);
+    return v;
+}
 
 static void sleep_ms(long ms)
 {
@@ -137,30 +186,6 @@ static void *churn(void *arg)
     return NULL;
 }
 
-/* The steady listener's messages of connection `pid` from index *from on: 0 when they follow
- * each other (each the next sequence number when `exact`, else only increasing), or the first
- * that does not. *last is the last sequence number seen (-1 at first). */
-static long check_connection(soak_t *s, const char *pid, bool exact, size_t *from, long *last,
-                             long *count)
-{
-    long bad = 0;
-    pthread_mutex_lock(&s->steady.lock);
-    for (; *from < s->steady.count; (*from)++) {
-        const mf_msg_t *m = &s->steady.msgs[*from];
-        if (strcmp(m->connection, pid) != 0) {
-            continue;
-        }
-        long seq = strtol(m->payload, NULL, 10);
-        if (!bad && ((exact && *last >= 0 && seq != *last + 1) || seq <= *last)) {
-            bad = seq + 1; /* +1: a bad seq 0 is still non-zero */
-        }
-        *last = seq;
-        (*count)++;
-    }
-    pthread_mutex_unlock(&s->steady.lock);
-    return bad;
-}
-
 static void test_soak(void **st)
 {
     (void)st;
@@ -168,7 +193,7 @@ static void test_soak(void **st)
     long seconds = env ? strtol(env, NULL, 10) : 120;
     soak_t *s = calloc(1, sizeof(*s));
     tb_broker_options_t bo = {.quiet = true};
-    const char *t[] = {"soak/#"};
+    const char *spec[] = {PELIX_MQTT_LISTENER_SPEC};
     pthread_t pub, ch;
 
     assert_non_null(s);
@@ -181,7 +206,15 @@ static void test_soak(void **st)
         s->pid[i] = mf_create(&s->fx, tb_broker_port(s->b[i]), FAST, NULL);
         assert_true(mf_wait_connection(&s->fx, s->pid[i], MF_WAIT_MS) > 0);
     }
-    mf_listen(&s->fx, &s->steady, t, 1, false, 1);
+    pthread_mutex_init(&s->lock, NULL);
+    for (int i = 0; i < 3; i++) {
+        s->seen[i].last = -1;
+    }
+    s->steady = (pelix_mqtt_listener_t){on_steady, s};
+    pelix_props_t *p = pelix_props_new();
+    pelix_props_set_string(p, PELIX_MQTT_TOPICS, "soak/#");
+    pelix_props_set_long(p, PELIX_MQTT_QOS, 1);
+    assert_int_equal(pelix_registry_register(s->fx.reg, spec, 1, &s->steady, p, &s->steady_id), 0);
     sleep_ms(1000); /* subscribed on the three (quiet brokers: no SUBSCRIBE line to wait for) */
 
     assert_int_equal(pthread_create(&pub, NULL, publisher, s), 0);
@@ -190,8 +223,6 @@ static void test_soak(void **st)
     double quarter = start + (double)seconds / 4, half = start + (double)seconds / 2;
     long rss_warm = 0, rss_max = 0, pub_q = 0, pub_h = 0;
     double cpu_q = 0, cpu_h = 0;
-    size_t from[3] = {0};
-    long last[3] = {-1, -1, -1}, count[3] = {0};
 
     while (now_s() - start < (double)seconds) {
         sleep_ms(500);
@@ -202,9 +233,9 @@ static void test_soak(void **st)
             next_restart = now + RESTART_EVERY_S;
         }
         for (int i = 0; i < 3; i++) {
-            long bad = check_connection(s, s->pid[i], i < 2, &from[i], &last[i], &count[i]);
-            if (bad) {
-                fail_msg("connection %d: message %ld out of sequence after %.0f s", i, bad - 1,
+            seen_t v = seen_of(s, i);
+            if (v.bad) {
+                fail_msg("connection %d: message %ld out of sequence after %.0f s", i, v.bad - 1,
                          now - start);
             }
         }
@@ -223,21 +254,23 @@ static void test_soak(void **st)
         }
     }
     double cpu_end = cpu_s();
-    long pub_end = atomic_load(&published);
     atomic_store(&stop, true);
     pthread_join(pub, NULL);
     pthread_join(ch, NULL);
+    long pub_end = atomic_load(&published); /* after the publisher's last one */
 
     /* The two steady brokers: everything, once, in order (the last ones arrive). */
     for (int i = 0; i < 2; i++) {
-        for (int k = 0; k < MF_WAIT_MS / 100 && last[i] + 1 < pub_end; k++) {
+        for (int k = 0; k < MF_WAIT_MS / 100 && seen_of(s, i).last + 1 < pub_end; k++) {
             sleep_ms(100);
-            assert_int_equal(check_connection(s, s->pid[i], true, &from[i], &last[i], &count[i]),
-                             0);
         }
-        assert_int_equal(last[i] + 1, pub_end);
-        assert_int_equal(count[i], pub_end);
+        seen_t v = seen_of(s, i);
+        assert_int_equal(v.bad, 0);
+        assert_int_equal(v.last + 1, pub_end);
+        assert_int_equal(v.count, pub_end);
     }
+    seen_t c = seen_of(s, 2);
+    assert_int_equal(c.bad, 0);
     assert_true(mf_wait_connection(&s->fx, s->pid[2], MF_WAIT_MS) > 0); /* back after restarts */
     double per_q = (cpu_h - cpu_q) / (double)(pub_h - pub_q),
            per_h = (cpu_end - cpu_h) / (double)(pub_end - pub_h);
@@ -246,15 +279,18 @@ static void test_soak(void **st)
             "restarting broker %ld; RSS %ld KiB after warm-up, at most %ld; CPU %.1f then %.1f "
             "us per message\n",
             seconds, pub_end, atomic_load(&publish_failures), atomic_load(&restarts),
-            atomic_load(&churn_rounds), count[2], rss_warm, rss_max, per_q * 1e6, per_h * 1e6);
+            atomic_load(&churn_rounds), c.count, rss_warm, rss_max, per_q * 1e6, per_h * 1e6);
     assert_int_equal(atomic_load(&churn_failures), 0);
     assert_true(atomic_load(&restarts) >= seconds / RESTART_EVERY_S - 1);
-    assert_true(count[2] > 0);
-    assert_true(rss_max - rss_warm <= SOAK_RSS_SLACK_KB);
+    assert_true(c.count > 0);
+    if (!getenv("PELIX_SOAK_NO_RSS")) { /* set under valgrind, whose own memory grows */
+        assert_true(rss_max - rss_warm <= SOAK_RSS_SLACK_KB);
+    }
     assert_true(per_h <= 1.5 * per_q);
 
-    mf_listener_destroy(&s->steady);
+    assert_int_equal(pelix_registry_unregister(s->fx.reg, s->steady_id), 0);
     mf_free(&s->fx);
+    pthread_mutex_destroy(&s->lock);
     for (int i = 0; i < 3; i++) {
         tb_broker_free(s->b[i]);
         free(s->pid[i]);
