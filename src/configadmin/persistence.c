@@ -167,6 +167,9 @@ out:
     if (fd >= 0) {
         close(fd);
     }
+    if (data) {
+        explicit_bzero(data, got); /* the file may hold a password */
+    }
     pelix__free(data);
     pelix__free(path);
     return rc;
@@ -250,6 +253,9 @@ int persist__write(const char *folder, const char *pid, const pelix_props_t *pro
      * durable across a power cut, and failing the update now would misreport its state. */
     sync_folder(folder);
 out:
+    if (json) {
+        explicit_bzero(json, strlen(json)); /* it may hold a password */
+    }
     pelix__free(json);
     pelix__free(path);
     pelix__free(tmp);

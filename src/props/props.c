@@ -15,14 +15,26 @@ pelix_props_t *pelix_props_new(void)
     return pelix__calloc(1, sizeof(pelix_props_t));
 }
 
+/* Frees an entry's key and value; the text of a secret (pelix_props_is_secret_key: a password,
+ * a key passphrase) is overwritten first, so that freed memory does not keep it. */
+static void entry_free(struct pelix_props_entry *e)
+{
+    pelix_value_t *v = e->value;
+
+    if (v && v->type == PELIX_TYPE_STRING && pelix_props_is_secret_key(e->key)) {
+        explicit_bzero(v->u.s, strlen(v->u.s));
+    }
+    pelix__free(e->key);
+    pelix_value_free(v);
+}
+
 pelix_props_t *pelix_props_free(pelix_props_t *p)
 {
     if (!p) {
         return NULL;
     }
     for (size_t i = 0; i < p->count; i++) {
-        pelix__free(p->entries[i].key);
-        pelix_value_free(p->entries[i].value);
+        entry_free(&p->entries[i]);
     }
     pelix__free(p->entries);
     pelix__free(p);
@@ -155,8 +167,7 @@ int props__set_owned(pelix_props_t *p, const char *key, pelix_value_t *v)
     }
     old = find(p, key);
     if (old) {
-        pelix__free(old->key);
-        pelix_value_free(old->value);
+        entry_free(old);
         at = (size_t)(old - p->entries);
         memmove(old, old + 1, (p->count - at - 1) * sizeof(*old));
         p->count--;
@@ -244,8 +255,7 @@ int pelix_props_remove(pelix_props_t *p, const char *key)
     if (!e) {
         return -ENOENT;
     }
-    pelix__free(e->key);
-    pelix_value_free(e->value);
+    entry_free(e);
     at = (size_t)(e - p->entries);
     memmove(e, e + 1, (p->count - at - 1) * sizeof(*e));
     p->count--;

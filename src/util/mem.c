@@ -53,8 +53,19 @@ void *pelix__realloc(void *ptr, size_t size)
     return should_fail() ? NULL : realloc(ptr, size ? size : 1);
 }
 
+static void (*_Atomic free_hook)(void *ptr);
+
+void pelix__set_free_hook(void (*hook)(void *ptr))
+{
+    atomic_store(&free_hook, hook);
+}
+
 void pelix__free(void *ptr)
 {
+    void (*hook)(void *) = atomic_load_explicit(&free_hook, memory_order_relaxed);
+    if (hook && ptr) {
+        hook(ptr);
+    }
     free(ptr);
 }
 

@@ -32,6 +32,8 @@ char *pelix__sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 void pelix__alloc_fail_after(long n);
 /* Number of allocations that were made to fail since the last pelix__alloc_fail_after(). */
 long pelix__alloc_failures(void);
+/* Test hook: called with each block pelix__free() is about to free (NULL: none). Process-wide. */
+void pelix__set_free_hook(void (*hook)(void *ptr));
 
 /* Grows `*items` (of `*cap` elements of `size` bytes) to hold at least `need` elements. */
 int pelix__grow(void **items, size_t *cap, size_t need, size_t size);

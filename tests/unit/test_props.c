@@ -12,6 +12,7 @@
 // clang-format on
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -653,6 +654,39 @@ static void test_oom_sweep(void **state)
     assert_true(n > 20);
 }
 
+/* ---- secrets are overwritten before their memory is freed ------------------------------------ */
+
+static int freed_with_secret;
+
+/* Looks for the secret in every block freed (its usable size, as malloc gave it). */
+static void look_for_secret(void *ptr)
+{
+    size_t n = malloc_usable_size(ptr);
+    if (memmem(ptr, n, "s3cr3t-value", 12)) {
+        freed_with_secret++;
+    }
+}
+
+static void test_secret_wiped_when_freed(void **state)
+{
+    (void)state;
+    pelix_props_t *p = pelix_props_new();
+
+    assert_int_equal(pelix_props_set_string(p, "password", "s3cr3t-value"), 0);
+    assert_int_equal(pelix_props_set_string(p, "tls_key_password", "s3cr3t-value"), 0);
+    assert_int_equal(pelix_props_set_string(p, "note", "s3cr3t-value"), 0); /* not a secret */
+    pelix__set_free_hook(look_for_secret);
+    freed_with_secret = 0;
+    assert_int_equal(pelix_props_set_string(p, "password", "other"), 0); /* replaced */
+    assert_int_equal(freed_with_secret, 0);
+    assert_int_equal(pelix_props_remove(p, "tls_key_password"), 0); /* removed */
+    assert_int_equal(freed_with_secret, 0);
+    assert_int_equal(pelix_props_set_string(p, "password", "s3cr3t-value"), 0);
+    pelix_props_free(p); /* freed: "note" keeps its text, the password does not */
+    pelix__set_free_hook(NULL);
+    assert_int_equal(freed_with_secret, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -670,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_props_nested_lists),
         cmocka_unit_test(test_props_key_aliasing),
         cmocka_unit_test(test_secret_keys),
+        cmocka_unit_test(test_secret_wiped_when_freed),
         cmocka_unit_test_teardown(test_oom_sweep, reset_alloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
