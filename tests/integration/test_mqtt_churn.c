@@ -5,7 +5,8 @@
  * unregister them, and other threads create, update and delete `mqtt.connector` configurations
  * (whose connections get the messages published to all, and deliver them to those listeners).
  * What must hold: every call succeeds; a steady listener on a steady connection gets its messages
- * in publish order with no duplicate; everything stops in time; no data race is reported (TSan).
+ * in publish order with no duplicate, and every one it does not get was dropped by its full queue
+ * and counted; everything stops in time; no data race is reported (TSan).
  */
 // clang-format off
 #include <setjmp.h>
@@ -172,10 +173,10 @@ static void *publisher(void *arg)
 static void test_churn(void **st)
 {
     (void)st;
-    mf_t fx = {0};
-    tb_broker_options_t bo = {.quiet = true};
-    tb_broker_t *b = tb_broker_start(&bo);
-    mf_listener_t steady = {0};
+    /* Static: if an assertion fails, the service's threads still use them after the longjmp. */
+    static mf_t fx;
+    static mf_listener_t steady;
+    tb_broker_t *b = tb_broker_start(NULL);
     const char *t[] = {"churn/seq/#"};
     char filter[128];
     pthread_t threads[LISTENER_THREADS + CONFIG_THREADS + 1];
@@ -189,7 +190,7 @@ static void test_churn(void **st)
     snprintf(filter, sizeof(filter), "(id=%s)", pid);
     steady.connections = filter;
     mf_listen(&fx, &steady, t, 1, false, 1);
-    sleep_ms(500); /* subscribed (the broker's log is quiet: no SUBSCRIBE line to wait for) */
+    assert_true(tb_broker_wait_log(b, "\tchurn/seq/# (QoS", 1, MF_WAIT_MS)); /* subscribed */
 
     for (size_t i = 0; i < LISTENER_THREADS + CONFIG_THREADS + 1; i++) {
         ctx[i] = (ctx_t){&fx, tb_broker_port(b), (unsigned)i * 7919u + 1u, pid};
@@ -209,8 +210,17 @@ static void test_churn(void **st)
     assert_true(atomic_load(&config_rounds) > 5);
 
     /* The steady listener: the messages published after it subscribed, in order, no duplicate. */
-    assert_true(mf_listener_wait(&steady, NULL, 1, MF_WAIT_MS));
-    sleep_ms(MF_QUIET_MS); /* the last ones arrive */
+    /* Until every message arrived or was dropped (under valgrind the backlog takes a while). */
+    pelix_mqtt_stats_t stats = {0};
+    for (long waited = 0; waited < 6 * MF_WAIT_MS; waited += 100) {
+        assert_int_equal(pelix_mqtt_stats(fx.mqtt, &stats), 0); /* only the steady one is left */
+        if (mf_listener_count(&steady, NULL) + stats.listener_dropped >=
+            (size_t)atomic_load(&published)) {
+            break;
+        }
+        sleep_ms(100);
+    }
+    sleep_ms(200); /* nothing more comes (a duplicate would) */
     pthread_mutex_lock(&steady.lock);
     long last = -1, disorder = 0, at = -1;
     for (size_t i = 0; i < steady.count; i++) {
@@ -230,7 +240,10 @@ static void test_churn(void **st)
             "%ld listener rounds, %ld configuration rounds\n",
             atomic_load(&published), got, atomic_load(&churn_calls), atomic_load(&listener_rounds),
             atomic_load(&config_rounds));
-    assert_true(got > (size_t)atomic_load(&published) / 2);
+    /* All of them (it subscribed first), but for those its full queue dropped and counted: none
+     * under the sanitizers, some under valgrind, where this listener is slower than the load. */
+    assert_int_equal(pelix_mqtt_stats(fx.mqtt, &stats), 0);
+    assert_int_equal(got + stats.listener_dropped, (size_t)atomic_load(&published));
 
     long t0 = now_ms();
     fx.mqtt = pelix_mqtt_free(fx.mqtt);
