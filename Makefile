@@ -59,7 +59,7 @@ valgrind: deps
 	@cmake --build build/valgrind -j $(JOBS)
 	@set -e; for t in build/valgrind/tests/test_*; do \
 		echo "== valgrind $$t"; \
-		PELIX_SOAK_SECONDS=30 PELIX_SOAK_NO_RSS=1 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+		PELIX_SOAK_SECONDS=30 PELIX_SOAK_NO_RSS=1 PELIX_RACE_ROUNDS=10 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 			--show-leak-kinds=definite,indirect $$t >/dev/null; \
 	done; echo "valgrind: no error, no leak"
 

@@ -384,10 +384,11 @@ static void *publish_loop(void *arg)
 static void test_publish_racing_deletion(void **st)
 {
     state_t *s = *st;
-    int port = tb_free_port(); /* nothing listens: every publish is queued */
-    long queued = 0;
+    int port = tb_free_port();                     /* nothing listens: every publish is queued */
+    const char *env = getenv("PELIX_RACE_ROUNDS"); /* make valgrind: fewer, much slower there */
+    long queued = 0, rounds = env ? strtol(env, NULL, 10) : 200;
 
-    for (int round = 0; round < 200; round++) {
+    for (long round = 0; round < rounds; round++) {
         racer_t r = {.fx = &s->fx};
         pthread_t t;
         r.pid = mf_create(&s->fx, port, FAST, NULL);

@@ -656,14 +656,25 @@ static void test_oom_sweep(void **state)
 
 /* ---- secrets are overwritten before their memory is freed ------------------------------------ */
 
-static int freed_with_secret;
+#define SECRET "s3cr3t-value"
 
-/* Looks for the secret in every block freed (its usable size, as malloc gave it). */
+static const char *watched[4]; /* texts inside values, looked at when their block is freed */
+static int freed_clear, freed_with_secret;
+
+/* Before a block is freed: the watched texts it holds must be zeroed already. */
 static void look_for_secret(void *ptr)
 {
-    size_t n = malloc_usable_size(ptr);
-    if (memmem(ptr, n, "s3cr3t-value", 12)) {
-        freed_with_secret++;
+    const char *begin = ptr, *end = begin + malloc_usable_size(ptr);
+    for (size_t i = 0; i < PELIX_ARRAY_SIZE(watched); i++) {
+        if (watched[i] && watched[i] >= begin && watched[i] < end) {
+            static const char zeros[sizeof(SECRET)];
+            if (memcmp(watched[i], zeros, sizeof(SECRET) - 1) == 0) {
+                freed_clear++;
+            } else if (memcmp(watched[i], SECRET, sizeof(SECRET) - 1) == 0) {
+                freed_with_secret++;
+            }
+            watched[i] = NULL;
+        }
     }
 }
 
@@ -672,18 +683,21 @@ static void test_secret_wiped_when_freed(void **state)
     (void)state;
     pelix_props_t *p = pelix_props_new();
 
-    assert_int_equal(pelix_props_set_string(p, "password", "s3cr3t-value"), 0);
-    assert_int_equal(pelix_props_set_string(p, "tls_key_password", "s3cr3t-value"), 0);
-    assert_int_equal(pelix_props_set_string(p, "note", "s3cr3t-value"), 0); /* not a secret */
+    assert_int_equal(pelix_props_set_string(p, "password", SECRET), 0);
+    assert_int_equal(pelix_props_set_string(p, "tls_key_password", SECRET), 0);
+    assert_int_equal(pelix_props_set_string(p, "note", SECRET), 0); /* not a secret */
+    watched[0] = pelix_props_get_string(p, "password", NULL);
+    watched[1] = pelix_props_get_string(p, "tls_key_password", NULL);
+    watched[2] = pelix_props_get_string(p, "note", NULL);
     pelix__set_free_hook(look_for_secret);
-    freed_with_secret = 0;
     assert_int_equal(pelix_props_set_string(p, "password", "other"), 0); /* replaced */
-    assert_int_equal(freed_with_secret, 0);
-    assert_int_equal(pelix_props_remove(p, "tls_key_password"), 0); /* removed */
-    assert_int_equal(freed_with_secret, 0);
-    assert_int_equal(pelix_props_set_string(p, "password", "s3cr3t-value"), 0);
-    pelix_props_free(p); /* freed: "note" keeps its text, the password does not */
+    assert_int_equal(pelix_props_remove(p, "tls_key_password"), 0);      /* removed */
+    assert_int_equal(freed_clear, 2);
+    assert_int_equal(pelix_props_set_string(p, "password", SECRET), 0);
+    watched[3] = pelix_props_get_string(p, "password", NULL);
+    pelix_props_free(p); /* freed: the password is zeroed, the note keeps its text */
     pelix__set_free_hook(NULL);
+    assert_int_equal(freed_clear, 3);
     assert_int_equal(freed_with_secret, 1);
 }
 
