@@ -86,7 +86,10 @@ static pelix_props_t *some_topics(unsigned *seed)
     } else {
         pelix_props_set_strings(p, PELIX_MQTT_TOPICS, l, n);
     }
-    pelix_props_set_long(p, PELIX_MQTT_QOS, rand_r(seed) % 2);
+    /* QoS 1, as the steady listener: MQTT keeps order only among messages of one QoS, and a
+     * broker may deliver a message through an overlapping QoS 0 subscription ahead of QoS 1 ones
+     * waiting for the in-flight window (seen once, under valgrind, with QoS 0 churn). */
+    pelix_props_set_long(p, PELIX_MQTT_QOS, 1);
     return p;
 }
 
