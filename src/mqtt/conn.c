@@ -674,7 +674,7 @@ void mqtt__conn_close(conn_t *c)
 
     drop(c, true);
     pthread_mutex_lock(&c->lock);
-    c->closed = true; /* found by test_churn: a racing publish queued here after the clear */
+    c->closed = true; /* a publisher that found `c` before the deletion queues nothing now */
     dropped = mqtt__offline_clear(c);
     pthread_mutex_unlock(&c->lock);
     if (dropped) {

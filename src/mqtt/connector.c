@@ -9,7 +9,7 @@
  * An attempt where nothing can block (an IP address, no TLS, no CONNECT properties: the
  * asynchronous connect only opens a non-blocking socket) runs on the network thread itself,
  * without a thread: a process with hundreds of connections does not start hundreds of threads,
- * each with its stack and a malloc arena of its own (bench G8a: 1.5 KiB of RSS per connection).
+ * each with its stack and a malloc arena of its own (the RSS of idle connections, bench G8a).
  *
  * Nothing waits for a connector: the network thread abandons an attempt after `connect_timeout`
  * (it is freed when it reports), and pelix_mqtt_free waits only a moment for the ones still

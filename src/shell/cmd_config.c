@@ -37,7 +37,7 @@ static int apply_pairs(pelix_shell_t *sh, const char *cmd, const pelix_shell_wor
             continue;
         }
         if (!pelix__utf8_valid(eq + 1, strlen(eq + 1))) {
-            /* Found by fuzz_shell: reported as "Cannot allocate memory" before. */
+            /* Said here: pelix__shell_value() would only return NULL, read as no memory. */
             return shell__fail(sh, cmd, -EINVAL, "%s: the value is not valid UTF-8", key);
         }
         v = pelix__shell_value(eq + 1, w[i].quoted);
