@@ -20,6 +20,12 @@
 
 #include "mqtt/mqtt_internal.h"
 
+/* Packets read from one connection per epoll event at most. */
+#define READ_BUDGET 128
+/* QoS 0 messages in a row, each within coalesce_us / 4 of the one before, that start
+ * coalescing. */
+#define HOT_MIN 8
+
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -90,6 +96,16 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     conn_t *c = obj;
     (void)mosq;
     atomic_fetch_add_explicit(&c->msgs_in, 1, memory_order_relaxed);
+    c->burst++;
+    if (msg->qos > 0) {
+        c->acked = true;
+    } else if (c->svc->opts.coalesce_us > 0 && !c->coalescing) {
+        int64_t now = pelix__now_us();
+        c->hot = now - c->last_rx_us >= c->svc->opts.coalesce_us / 4 ? 0
+                 : c->hot < HOT_MIN                                  ? (uint8_t)(c->hot + 1)
+                                                                     : c->hot;
+        c->last_rx_us = now;
+    }
     mqtt__deliver(c->svc, c, msg, props);
 }
 
@@ -568,6 +584,49 @@ static void after_io(conn_t *c)
     }
 }
 
+/*
+ * After a read: enters coalescing when QoS 0 messages came close together HOT_MIN times in a
+ * row; stays in it while each pause brings 2 messages or more, none of QoS 1 or 2. Those wait
+ * for their acknowledgement in the broker's in-flight window (20 by default): pauses would cap
+ * the stream at a window per pause, and a broker drops what overflows its queue for the client.
+ * Coalescing,
+ * a read that emptied the socket starts a pause: EPOLLIN is no longer watched (after_io) until
+ * mqtt__conn_nap() reads again.
+ */
+static void coalesce(conn_t *c, bool drained)
+{
+    if (c->lost || c->state != CONN_CONNECTED || c->svc->opts.coalesce_us <= 0) {
+        return;
+    }
+    if (c->coalescing) {
+        c->coalesced += c->burst;
+        if (c->acked || (drained && c->burst < 2)) {
+            c->coalescing = false;
+            c->hot = 0;
+            c->last_rx_us = pelix__now_us();
+        }
+    } else if (c->hot >= HOT_MIN && !c->acked) {
+        c->coalescing = true;
+    }
+    if (c->coalescing && drained) {
+        c->napping = true;
+        c->nap_until = pelix__now_us() + c->svc->opts.coalesce_us;
+    }
+}
+
+int64_t mqtt__conn_nap(conn_t *c, int64_t now_us)
+{
+    if (!c->napping) {
+        return INT64_MAX;
+    }
+    if (now_us < c->nap_until && c->state == CONN_CONNECTED) {
+        return c->nap_until;
+    }
+    c->napping = false;
+    mqtt__conn_io(c, EPOLLIN);
+    return c->napping ? c->nap_until : INT64_MAX;
+}
+
 void mqtt__conn_io(conn_t *c, uint32_t events)
 {
     int rc = MOSQ_ERR_SUCCESS, err_no = 0;
@@ -581,24 +640,40 @@ void mqtt__conn_io(conn_t *c, uint32_t events)
             c->lost = true;
         }
     }
-    /* One packet per event (libmosquitto reads QoS 0 packets one at a time; over TLS it drains
-     * what OpenSSL holds): epoll is level-triggered, so what is left brings the next event, and
-     * no call asks how much is left. */
-    if (!c->lost && (events & ~(uint32_t)EPOLLOUT)) {
+    /* libmosquitto reads one packet per call (over TLS it drains what OpenSSL holds). Coalescing
+     * (after a pause), more calls follow while the socket has data, up to READ_BUDGET packets so
+     * that one busy broker does not starve the others (epoll is level-triggered: what is left
+     * brings the next event); a call ends with errno EAGAIN when its read found nothing more.
+     * Otherwise one packet is read, with no read to find the socket empty. The messages read
+     * reach the workers together (mqtt__deliver_commit): one wake-up, not one each. */
+    c->burst = 0;
+    c->acked = false;
+    bool drained = false;
+    for (int i = 0; !c->lost && (events & ~(uint32_t)EPOLLOUT) && i < READ_BUDGET; i++) {
+        errno = 0;
         if ((rc = mosquitto_loop_read(c->mosq, 1)) != MOSQ_ERR_SUCCESS) {
             err_no = errno;
             c->lost = true;
+            break;
         }
+        drained = errno == EAGAIN || errno == EWOULDBLOCK;
         /* What the packet made libmosquitto queue (the PUBACK of a QoS 1 message, the PUBREC of
          * a QoS 2 one) goes out now, as a non-threaded libmosquitto client sends it, not after
          * arming EPOLLOUT and one more epoll round (two epoll_ctl calls per message). What the
          * socket does not take waits for EPOLLOUT (after_io). */
-        if (!c->lost && mosquitto_want_write(c->mosq) &&
+        if (mosquitto_want_write(c->mosq) &&
             (rc = mosquitto_loop_write(c->mosq, 1)) != MOSQ_ERR_SUCCESS) {
             err_no = errno;
             c->lost = true;
+            break;
+        }
+        if (drained || !c->coalescing || !c->mosq ||
+            (c->state != CONN_WAITING_ACK && c->state != CONN_CONNECTED)) {
+            break;
         }
     }
+    mqtt__deliver_commit(c->svc);
+    coalesce(c, drained);
     char why[96];
     if (c->lost && !c->last_error && mqtt__conn_tls_failure(c, why, sizeof(why))) {
         conn_error(c, "cannot connect: TLS: %s", why);

@@ -290,6 +290,7 @@ static void set_cmd(mqtt_service_t *s, void *arg)
 /* Detaches a listener and queues the closing of its queue behind its messages. */
 static void detach(mqtt_service_t *s, listener_t *l, bool drain)
 {
+    mqtt__deliver_commit(s); /* a queue waiting in the batch could not be closed */
     apply_filters(s, l, NULL, 0);
     if (l->attached) {
         l->attached = false;
@@ -505,6 +506,11 @@ void mqtt__listeners_untrack(mqtt_service_t *s)
 
 /* ---- received messages (network thread) ------------------------------------------------------ */
 
+void mqtt__deliver_commit(mqtt_service_t *s)
+{
+    mqtt__dispatch_commit(s->dispatch, &s->batch); /* the workers woken once for the batch */
+}
+
 /* Pushes `m` with one of the references the caller took for it; false when that reference was
  * not used (no queue). */
 static bool push_to(mqtt_service_t *s, listener_t *l, message_t *m, size_t bytes, mqtt_batch_t *b)
@@ -525,7 +531,6 @@ void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message 
 {
     size_t tlen, plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, clen = strlen(c->pid);
     const uint64_t *keys, *shared;
-    mqtt_batch_t batch = MQTT_BATCH_INIT;
     size_t n = 0, ns = 0, i = 0, j = 0;
     message_t *m;
     int rc;
@@ -587,9 +592,8 @@ void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message 
             (!mqtt__conn_props(c) || !pelix_filter_match(l->spec->connections, c->props))) {
             continue; /* not one of its connections */
         }
-        unused -= push_to(s, l, m, plen + tlen, &batch);
+        unused -= push_to(s, l, m, plen + tlen, &s->batch);
     }
-    mqtt__dispatch_commit(s->dispatch, &batch); /* the workers woken once for all listeners */
     if (atomic_fetch_sub(&m->refs, unused) == unused) {
         message_free(m);
     }

@@ -144,13 +144,16 @@ static bool run_commands(mqtt_service_t *s)
  */
 void mqtt__loop_watch(mqtt_service_t *s, conn_t *c, int sock, bool want_write)
 {
-    struct epoll_event ev = {.events = EPOLLIN | (want_write ? EPOLLOUT : 0u), .data.ptr = c};
+    bool reading = !c->napping; /* a coalescing pause: not woken for what arrives */
+    struct epoll_event ev = {.events = (reading ? EPOLLIN : 0u) | (want_write ? EPOLLOUT : 0u),
+                             .data.ptr = c};
     int efd;
 
     if (c->sock == sock) {
-        if (c->want_write != want_write) {
+        if (c->want_write != want_write || c->reading != reading) {
             epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->efd, &ev);
             c->want_write = want_write;
+            c->reading = reading;
         }
         return;
     }
@@ -166,6 +169,7 @@ void mqtt__loop_watch(mqtt_service_t *s, conn_t *c, int sock, bool want_write)
         c->sock = sock;
         c->efd = efd;
         c->want_write = want_write;
+        c->reading = reading;
     } else {
         close(efd);
     }
@@ -177,6 +181,8 @@ static _Thread_local size_t ndeferred, capdeferred;
 
 void mqtt__loop_unwatch(mqtt_service_t *s, conn_t *c)
 {
+    c->napping = c->coalescing = false; /* a new socket starts reading at once */
+    c->hot = 0;
     if (c->sock < 0) {
         return;
     }
@@ -218,15 +224,39 @@ static int next_timeout(mqtt_service_t *s, int64_t now)
     return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
 }
 
+/* Waits for events until the next timer (ms, -1: none) or the next coalescing pause's end (us,
+ * INT64_MAX: none), whichever comes first. */
+static int wait_events(mqtt_service_t *s, struct epoll_event *events, int max, int timeout_ms,
+                       int64_t nap_us)
+{
+    int64_t now_us;
+
+    if (nap_us != INT64_MAX) {
+        now_us = pelix__now_us();
+        int64_t wait_us = nap_us > now_us ? nap_us - now_us : 0;
+        if (timeout_ms < 0 || wait_us < (int64_t)timeout_ms * 1000) {
+            struct timespec ts = {.tv_sec = wait_us / 1000000,
+                                  .tv_nsec = (long)(wait_us % 1000000) * 1000};
+            int n = epoll_pwait2(s->epfd, events, max, &ts, NULL);
+            if (n >= 0 || errno != ENOSYS) {
+                return n;
+            }
+            timeout_ms = (int)((wait_us + 999) / 1000); /* kernel before 5.11 */
+        }
+    }
+    return epoll_wait(s->epfd, events, max, timeout_ms);
+}
+
 static void *run(void *arg)
 {
     mqtt_service_t *s = arg;
     struct epoll_event events[64];
+    int64_t nap = INT64_MAX; /* the next end of a coalescing pause (us) */
     bool stop = false;
 
     loop_of_thread = s;
     while (!stop) {
-        int n = epoll_wait(s->epfd, events, 64, next_timeout(s, pelix__now_ms()));
+        int n = wait_events(s, events, 64, next_timeout(s, pelix__now_ms()), nap);
         for (int i = 0; i < n; i++) {
             if (!events[i].data.ptr) {
                 stop = run_commands(s);
@@ -236,9 +266,12 @@ static void *run(void *arg)
         }
         size_t pos = 0;
         void *value;
-        int64_t now = pelix__now_ms();
+        int64_t now_us = pelix__now_us(), now = now_us / 1000;
+        nap = INT64_MAX;
         while (pelix__map_next(&s->conns, &pos, NULL, NULL, &value)) {
             mqtt__conn_timer(value, now);
+            int64_t t = mqtt__conn_nap(value, now_us);
+            nap = t < nap ? t : nap;
         }
         release_deferred();
     }

@@ -147,6 +147,15 @@ struct conn {
     int sock; /* libmosquitto's socket, watched, or -1 */
     int efd;  /* our duplicate of it, registered in epoll (see loop.c), or -1 */
     bool want_write;
+    bool reading; /* EPOLLIN watched (false while napping) */
+    /* coalescing (network thread; pelix_mqtt_options_t.coalesce_us) */
+    bool coalescing; /* a busy broker: its reads pause after each burst */
+    bool napping;    /* paused until `nap_until` (us) */
+    bool acked;      /* the current read had a QoS 1 or 2 message */
+    uint8_t hot;     /* QoS 0 messages in a row that came close together */
+    unsigned burst;  /* messages of the current read */
+    int64_t last_rx_us, nap_until;
+    uint64_t coalesced;                     /* messages read after a pause */
     atomic_uint_fast64_t msgs_in, msgs_out; /* counters (pelix_mqtt_connections) */
     long service_id;                        /* registered connection service, or 0 */
     pelix_props_t *props; /* network thread: id, host, port (mqtt__conn_props), or NULL */
@@ -185,6 +194,9 @@ const pelix_props_t *mqtt__conn_props(conn_t *c);
 void mqtt__conn_start(conn_t *c);
 void mqtt__conn_close(conn_t *c); /* disconnects and drops the table's reference */
 void mqtt__conn_timer(conn_t *c, int64_t now);
+/* Coalescing: ends the pause of a napping connection when its time came (reads what arrived);
+ * returns the next pause end (us) or INT64_MAX. */
+int64_t mqtt__conn_nap(conn_t *c, int64_t now_us);
 void mqtt__conn_io(conn_t *c, uint32_t events);
 void mqtt__conn_attempt_done(mqtt_service_t *s, void *attempt);
 /* Sets the libmosquitto callbacks of a connection's object (connector.c calls it). */
@@ -327,6 +339,7 @@ struct mqtt_service {
     mqtt_trie_t *shared; /* shared subscriptions (as their filter) -> listeners */
     mqtt_trie_scratch_t scratch, shared_scratch;
     mqtt_dispatch_t *dispatch;
+    mqtt_batch_t batch; /* messages read and not yet committed to the workers (network thread) */
     /* listeners by service id, for the registry callbacks (any thread) */
     pthread_mutex_t lmap_lock;
     listener_index_t lmap;
@@ -373,8 +386,11 @@ void mqtt__loop_unwatch(mqtt_service_t *s, conn_t *c);
 
 /* listeners.c (network thread) */
 void mqtt__listeners_on_connect(mqtt_service_t *s, conn_t *c);
+/* Queues a received message for its listeners, in s->batch: the workers see it at the next
+ * mqtt__deliver_commit(), which the network thread calls before it waits or touches a queue. */
 void mqtt__deliver(mqtt_service_t *s, conn_t *c, const struct mosquitto_message *msg,
                    const mosquitto_property *props);
+void mqtt__deliver_commit(mqtt_service_t *s);
 int mqtt__listeners_track(mqtt_service_t *s);
 /* After the network thread stopped: closes every listener queue and waits for those closing. */
 void mqtt__listeners_untrack(mqtt_service_t *s);

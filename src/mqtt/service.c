@@ -353,6 +353,7 @@ int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca, const pelix_m
         s->opts.listener_queue_messages ? s->opts.listener_queue_messages : 1000;
     s->opts.listener_queue_bytes =
         s->opts.listener_queue_bytes ? s->opts.listener_queue_bytes : 64u << 20;
+    s->opts.coalesce_us = s->opts.coalesce_us ? s->opts.coalesce_us : 1000;
     pelix__map_init_str(&s->conns);
     pelix__map_init_str(&s->shares);
     pthread_mutex_init(&s->lmap_lock, NULL);

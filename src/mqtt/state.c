@@ -71,6 +71,7 @@ static void connections_cmd(mqtt_service_t *s, void *arg)
         pthread_mutex_lock(&c->lock);
         i->queued = c->q_count;
         i->dropped = c->q_dropped;
+        i->coalesced = c->coalesced;
         pthread_mutex_unlock(&c->lock);
         if (!i->pid || !i->host || !i->client_id || !i->last_error) {
             snap->rc = -ENOMEM;

@@ -108,6 +108,8 @@ bool pelix__map_next(const pelix_map_t *m, size_t *pos, const char **ret_skey, l
 int pelix__uuid4(char out[PELIX_UUID_STR_LEN + 1]);
 /* Monotonic clock in milliseconds. */
 int64_t pelix__now_ms(void);
+/* The same clock in microseconds. */
+int64_t pelix__now_us(void);
 /* Absolute CLOCK_MONOTONIC deadline `ms` from now, for pthread_cond_timedwait. */
 struct timespec pelix__deadline_ms(int64_t ms);
 /* Initialises a condition variable whose timed waits use CLOCK_MONOTONIC; 0 or -errno. */

@@ -18,6 +18,9 @@ pelix_unit_test(mqtt_tls MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL int
                 THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
 pelix_unit_test(mqtt_offline MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
                 THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
+# Coalescing of busy brokers: fast streams read in bursts, light and QoS 1 ones as they come.
+pelix_unit_test(mqtt_coalesce MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
+                THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
 # Threads registering, changing and unregistering listeners and configurations while messages
 # flow (with its ThreadSanitizer build).
 pelix_unit_test(mqtt_churn MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration

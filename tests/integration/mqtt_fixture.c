@@ -85,6 +85,7 @@ void mf_start(mf_t *fx, bool use_folder)
     assert_int_equal(pelix_configadmin_new(fx->reg, &ca_opts, &fx->ca, NULL), 0);
     opts.logger = logger;
     opts.listener_queue_messages = fx->queue_messages;
+    opts.coalesce_us = fx->coalesce_us;
     assert_int_equal(pelix_mqtt_new(fx->reg, fx->ca, &opts, &fx->mqtt), 0);
 }
 

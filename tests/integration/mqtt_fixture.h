@@ -38,6 +38,7 @@ typedef struct mf {
     pelix_mqtt_t *mqtt;
     mf_log_t log;
     size_t queue_messages; /* bound of each listener queue (0: the service's default) */
+    long coalesce_us;      /* pelix_mqtt_options_t.coalesce_us (0: the service's default) */
 } mf_t;
 
 /* Starts a registry, ConfigAdmin (on a fresh temporary folder when `use_folder`; an existing
