@@ -443,6 +443,7 @@ pelix_mqtt_t *pelix_mqtt_free(pelix_mqtt_t *m)
     s->connectors = NULL;
     mqtt__listeners_untrack(s);
     mqtt__dispatch_free(s->dispatch);
+    mqtt__batch_free(&s->batch);
     mqtt__trie_free(s->trie);
     mqtt__trie_free(s->shared);
     mqtt__trie_scratch_free(&s->scratch);

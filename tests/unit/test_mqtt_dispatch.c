@@ -142,8 +142,9 @@ static void test_order_kept_per_producer(void **state)
 
 #define BATCH_QUEUES 16
 
-/* A batch's queues run only once it is committed; then each delivers its items in order, the
- * refusals of a full queue are counted as with a plain push, and an empty commit is harmless. */
+/* A batch's items reach their queues at the commit, each queue's in order, and the queues run
+ * only then; the refusals of a full queue are counted (and released) as with a plain push; an
+ * empty commit is harmless; a batch is used again after a commit. */
 static void test_batch(void **state)
 {
     (void)state;
@@ -159,14 +160,13 @@ static void test_batch(void **state)
     for (long n = 0; n < 4; n++) { /* the 4th item of each queue is refused: it holds 3 */
         for (size_t i = 0; i < BATCH_QUEUES; i++) {
             long item = (long)i * 4 + n;
-            assert_int_equal(mqtt__queue_push_batch(q[i], item_new(item), 1, &b),
-                             n < 3 ? 0 : -ENOBUFS);
+            assert_int_equal(mqtt__queue_push_batch(q[i], item_new(item), 1, &b), 0);
         }
     }
     sleep_ms(200); /* time enough for a worker to take a queue, were it on the run list */
     for (size_t i = 0; i < BATCH_QUEUES; i++) {
         assert_int_equal(atomic_load(&r[i].entered), 0);
-        check_stats(q[i], 4, 0, 1, 3, 3);
+        check_stats(q[i], 0, 0, 0, 0, 0);
     }
     mqtt__dispatch_commit(d, &b);
     assert_null(b.first);
@@ -187,6 +187,7 @@ static void test_batch(void **state)
     mqtt__dispatch_commit(d, &b);
     assert_int_equal(mqtt__queue_flush(q[0], BOUND_MS), 0);
     assert_int_equal(atomic_load(&r[0].finished), 4);
+    mqtt__batch_free(&b);
     for (size_t i = 0; i < BATCH_QUEUES; i++) {
         mqtt__queue_close(q[i], false, 0);
         rec_destroy(&r[i]);

@@ -25,6 +25,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -32,6 +33,8 @@
 
 /* Items a push drops (DROP_OLDEST) before it releases them outside the lock and tries again. */
 #define DROP_CHUNK 16
+/* Items a worker takes from a ring at once. */
+#define CHUNK 16
 /* First ring capacity. */
 #define RING_MIN 16
 
@@ -58,17 +61,25 @@ struct mqtt_queue {
     void *ctx;
 
     q_state_t state;
-    pthread_t runner; /* valid in Q_RUNNING */
-    bool closing;     /* close started: pushes refused */
-    bool stopped;     /* no deliver call starts any more */
+    pthread_t runner;    /* valid in Q_RUNNING */
+    bool closing;        /* close started: pushes refused */
+    atomic_bool stopped; /* no deliver call starts any more (set under `lock`; read in a chunk
+                            being delivered without it) */
+    /* The chunk its worker delivers (the runner's, on its stack): items from `chunk_pos` on are
+     * still to deliver; a close from a deliver call releases them */
+    void **chunk;
+    size_t chunk_pos, chunk_n;
     bool free_on_return;
     uint64_t pushed, delivered, dropped;
 
     /* Run list links and membership: under the pool lock. */
     mqtt_queue_t *prev, *next;
     bool on_list;
-    /* SCHEDULED but in a pusher's batch, not on the run list yet: the pusher's */
+    /* In a batch (the batch owner's): the next queue of the batch, its first and last items
+     * there; at commit, the next queue made ready */
     mqtt_queue_t *batch_next;
+    size_t batch_first, batch_last;
+    bool in_batch;
 };
 
 struct mqtt_dispatch {
@@ -226,25 +237,41 @@ static void queue_destroy(mqtt_queue_t *q)
 
 /* ---- workers --------------------------------------------------------------------------------- */
 
-/* Delivers up to one batch of `q`, taken off the run list by this worker. */
+/* Delivers up to one batch of `q`, taken off the run list by this worker. Items are taken from
+ * the ring CHUNK at a time, under one lock (not one lock round per item: with a message for 100
+ * listeners, the locks were the first cost of a delivery); a close that starts while a chunk is
+ * delivered stops it before the next item, whose release then counts it as dropped. */
 static void run_queue(mqtt_queue_t *q)
 {
+    void *chunk[CHUNK];
     size_t done = 0;
 
     pthread_mutex_lock(&q->lock);
     assert(q->state == Q_SCHEDULED);
     q->state = Q_RUNNING;
     q->runner = pthread_self();
-    while (!q->stopped && q->count > 0 && done < MQTT_DISPATCH_BATCH) {
-        slot_t s = ring_pop(q);
-        q->delivered++;
+    while (!atomic_load(&q->stopped) && q->count > 0 && done < MQTT_DISPATCH_BATCH) {
+        size_t n = ring_take(q, chunk, CHUNK);
+        q->delivered += n;
+        q->chunk = chunk;
+        q->chunk_n = n;
+        q->chunk_pos = 0;
         pthread_mutex_unlock(&q->lock);
-        q->deliver(q->ctx, s.item);
-        if (q->release) {
-            q->release(s.item);
+        while (q->chunk_pos < q->chunk_n && !atomic_load(&q->stopped)) {
+            void *item = chunk[q->chunk_pos++];
+            q->deliver(q->ctx, item);
+            if (q->release) {
+                q->release(item);
+            }
         }
-        done++;
+        size_t rest = q->chunk_n - q->chunk_pos; /* stopped meanwhile: not delivered */
+        release_all(q->release, chunk + q->chunk_pos, rest);
+        done += n;
         pthread_mutex_lock(&q->lock);
+        q->chunk = NULL;
+        q->chunk_n = q->chunk_pos = 0;
+        q->delivered -= rest;
+        q->dropped += rest;
     }
     if (q->free_on_return) {
         /* Closed from its own deliver call, which released the waiting items: nobody else
@@ -430,27 +457,69 @@ int mqtt__queue_push_last(mqtt_queue_t *q, void *item)
     return rc;
 }
 
-/* Queue lock held, state IDLE, items waiting: the queue waits in batch `b` for the commit. */
-static void schedule_batch(mqtt_queue_t *q, mqtt_batch_t *b)
+/*
+ * Queue lock held: stores one item as a push does. 0: stored; -ESHUTDOWN, -ENOBUFS, -ENOMEM:
+ * refused (counted but for -ESHUTDOWN; the caller releases it); -EAGAIN: `dropped` holds
+ * DROP_CHUNK items dropped to make room (MQTT_DROP_OLDEST) and more must go: the caller releases
+ * them outside the lock and calls again.
+ */
+static int store_locked(mqtt_queue_t *q, void *item, size_t bytes, void **dropped, size_t *ndropped)
 {
-    q->state = Q_SCHEDULED;
-    q->batch_next = NULL;
-    if (b->last) {
-        b->last->batch_next = q;
-    } else {
-        b->first = q;
+    int rc = 0;
+
+    if (q->closing) {
+        return -ESHUTDOWN;
     }
-    b->last = q;
+    if (q->policy == MQTT_DROP_OLDEST && bytes <= q->max_bytes) {
+        while (!fits(q, bytes) && *ndropped < DROP_CHUNK) {
+            dropped[(*ndropped)++] = ring_pop(q).item;
+            q->dropped++;
+        }
+        if (!fits(q, bytes)) {
+            return -EAGAIN;
+        }
+    }
+    q->pushed++;
+    if (!fits(q, bytes)) {
+        rc = -ENOBUFS;
+    } else if (q->count == q->cap) {
+        rc = ring_grow(q);
+    }
+    if (rc < 0) {
+        q->dropped++;
+        return rc;
+    }
+    q->ring[(q->head + q->count) % q->cap] = (slot_t){item, bytes};
+    q->count++;
+    q->bytes += bytes;
+    return 0;
 }
 
-static int push(mqtt_queue_t *q, void *item, size_t bytes, mqtt_batch_t *b)
+/* Queue lock held: stores one item, unlocking to release what it dropped (DROP_OLDEST). */
+static int store(mqtt_queue_t *q, mqtt_release_fn release, void *item, size_t bytes)
 {
     void *dropped[DROP_CHUNK];
-    size_t ndropped;
+
+    for (;;) {
+        size_t ndropped = 0;
+        int rc = store_locked(q, item, bytes, dropped, &ndropped);
+        if (ndropped > 0) {
+            pthread_mutex_unlock(&q->lock);
+            release_all(release, dropped, ndropped);
+            pthread_mutex_lock(&q->lock);
+        }
+        if (rc != -EAGAIN) {
+            return rc;
+        }
+    }
+}
+
+int mqtt__queue_push(mqtt_queue_t *q, void *item, size_t bytes)
+{
     mqtt_release_fn release;
     mqtt_dispatch_t *d;
     bool wake = false;
-    int rc = 0;
+    int rc;
 
     if (!q) {
         return -EINVAL;
@@ -459,89 +528,125 @@ static int push(mqtt_queue_t *q, void *item, size_t bytes, mqtt_batch_t *b)
     release = q->release;
     d = q->d;
     pthread_mutex_lock(&q->lock);
-    for (;;) {
-        ndropped = 0;
-        if (q->closing) {
-            rc = -ESHUTDOWN;
-            break;
-        }
-        if (q->policy == MQTT_DROP_OLDEST && bytes <= q->max_bytes) {
-            while (!fits(q, bytes) && ndropped < DROP_CHUNK) {
-                dropped[ndropped++] = ring_pop(q).item;
-                q->dropped++;
-            }
-            if (!fits(q, bytes)) {
-                /* More to drop than one chunk: release these outside the lock, then retry. */
-                pthread_mutex_unlock(&q->lock);
-                release_all(release, dropped, ndropped);
-                pthread_mutex_lock(&q->lock);
-                continue;
-            }
-        }
-        q->pushed++;
-        if (!fits(q, bytes)) {
-            rc = -ENOBUFS;
-        } else if (q->count == q->cap) {
-            rc = ring_grow(q);
-        }
-        if (rc < 0) {
-            q->dropped++;
-            break;
-        }
-        q->ring[(q->head + q->count) % q->cap] = (slot_t){item, bytes};
-        q->count++;
-        q->bytes += bytes;
-        if (q->state == Q_IDLE && !q->stopped) {
-            if (b) {
-                schedule_batch(q, b);
-            } else {
-                schedule(q);
-                wake = true;
-            }
-        }
-        break;
+    rc = store(q, release, item, bytes);
+    if (rc == 0 && q->state == Q_IDLE && !q->stopped) {
+        schedule(q);
+        wake = true;
     }
     pthread_mutex_unlock(&q->lock);
     if (wake) {
         wake_worker(d);
     }
-    release_all(release, dropped, ndropped);
     if (rc < 0 && release) {
         release(item);
     }
     return rc;
 }
 
-int mqtt__queue_push(mqtt_queue_t *q, void *item, size_t bytes)
-{
-    return push(q, item, bytes, NULL);
-}
+#define NO_ITEM SIZE_MAX
+
+struct mqtt_batch_item {
+    void *item;
+    size_t bytes;
+    size_t next; /* the next item of the same queue, or NO_ITEM */
+    bool refused;
+};
 
 int mqtt__queue_push_batch(mqtt_queue_t *q, void *item, size_t bytes, mqtt_batch_t *b)
 {
-    return b ? push(q, item, bytes, b) : -EINVAL;
+    size_t i;
+
+    if (!q || !b) {
+        return -EINVAL;
+    }
+    if (b->n == b->cap && pelix__grow((void **)&b->items, &b->cap, b->n + 1, sizeof(*b->items))) {
+        mqtt__dispatch_commit(q->d, b); /* the items before this one go first */
+        mqtt__queue_push(q, item, bytes);
+        return 0;
+    }
+    i = b->n++;
+    b->items[i] = (mqtt_batch_item_t){item, bytes, NO_ITEM, false};
+    if (!q->in_batch) {
+        q->in_batch = true;
+        q->batch_first = i;
+        q->batch_next = NULL;
+        if (b->last) {
+            b->last->batch_next = q;
+        } else {
+            b->first = q;
+        }
+        b->last = q;
+    } else {
+        b->items[q->batch_last].next = i;
+    }
+    q->batch_last = i;
+    return 0;
 }
 
 void mqtt__dispatch_commit(mqtt_dispatch_t *d, mqtt_batch_t *b)
 {
+    mqtt_queue_t *ready = NULL, *ready_last = NULL;
     size_t n = 0;
 
     if (!d || !b || !b->first) {
         return;
     }
-    pthread_mutex_lock(&d->lock);
     for (mqtt_queue_t *q = b->first, *next; q; q = next) {
+        mqtt_release_fn release = q->release;
+        size_t first = q->batch_first;
+        bool refused = false;
+
+        next = q->batch_next;
+        q->in_batch = false;
+        q->batch_next = NULL;
+        pthread_mutex_lock(&q->lock);
+        for (size_t i = first; i != NO_ITEM; i = b->items[i].next) {
+            b->items[i].refused = store(q, release, b->items[i].item, b->items[i].bytes) < 0;
+            refused |= b->items[i].refused;
+        }
+        if (q->state == Q_IDLE && !q->stopped && q->count > 0) {
+            /* Scheduled, not on the run list yet: a close waits for it to be (below). */
+            q->state = Q_SCHEDULED;
+            if (ready_last) {
+                ready_last->batch_next = q;
+            } else {
+                ready = q;
+            }
+            ready_last = q;
+            n++;
+        }
+        pthread_mutex_unlock(&q->lock);
+        for (size_t i = first; refused && i != NO_ITEM; i = b->items[i].next) {
+            if (b->items[i].refused && release) {
+                release(b->items[i].item);
+            }
+        }
+    }
+    b->first = b->last = NULL;
+    b->n = 0;
+    if (n == 0) {
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    for (mqtt_queue_t *q = ready, *next; q; q = next) {
         next = q->batch_next;
         q->batch_next = NULL;
         list_append(d, q);
-        n++;
     }
     pthread_mutex_unlock(&d->lock);
-    b->first = b->last = NULL;
     if (n == 1) {
         wake_worker(d);
     } else {
         pthread_cond_broadcast(&d->cond);
+    }
+}
+
+void mqtt__batch_free(mqtt_batch_t *b)
+{
+    if (b) {
+        pelix__free(b->items);
+        b->items = NULL;
+        b->n = b->cap = 0;
     }
 }
 
@@ -562,6 +667,16 @@ void mqtt__queue_close(mqtt_queue_t *q, bool drain, long drain_timeout_ms)
         q->stopped = true;
         q->free_on_return = true;
         drop_all_locked(q);
+        if (q->chunk_pos < q->chunk_n) {
+            size_t rest = q->chunk_n - q->chunk_pos;
+            void **items = q->chunk + q->chunk_pos;
+            q->chunk_pos = q->chunk_n;
+            q->delivered -= rest;
+            q->dropped += rest;
+            pthread_mutex_unlock(&q->lock);
+            release_all(q->release, items, rest);
+            return;
+        }
         pthread_mutex_unlock(&q->lock);
         return;
     }
