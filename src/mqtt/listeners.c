@@ -5,7 +5,8 @@
  * of listeners using it: a plain filter while it has keys in the trie (its subscribed QoS is the
  * trie's tag), a shared one while its count in `shares` is positive. Received
  * messages are matched on the network thread and pushed to each matching listener's queue;
- * workers call the listeners.
+ * workers call the listeners, or the network thread itself for a few messages right after it
+ * read them (pelix_mqtt_options_t.direct_us; it is not the network thread during those calls).
  *
  * Threads: registry events arrive on any thread and are posted to the network thread, without
  * waiting for it. Unregistering a listener marks it closed at once, so no call starts after, and

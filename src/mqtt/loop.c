@@ -4,6 +4,13 @@
  * (backoff, CONNACK deadline, keepalive) are the connections' `due`/`next_misc`, scanned after
  * each wake-up. Connections whose socket leaves epoll stay referenced until the end of the batch
  * of events being handled, so a later event of the same batch never reaches freed memory.
+ *
+ * The network thread is a role: runner threads take it in turn (the relay). The leader runs the
+ * loop; after each batch of events it may deliver the messages just read itself (run_listeners),
+ * as a worker would, and meanwhile is not the network thread. A spare runner watches those
+ * calls: one that lasts a whole poll (RELAY_STALL_MS) makes the spare the leader, which starts
+ * a new spare; the old leader, once its call returns, finds a spare and ends. Loop state is only
+ * touched by the leader, handed over under relay_lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -247,11 +254,77 @@ static int wait_events(mqtt_service_t *s, struct epoll_event *events, int max, i
     return epoll_wait(s->epfd, events, max, timeout_ms);
 }
 
-static void *run(void *arg)
+/* The spare's poll while the leader runs listener code; a run that lasts longer hands the lead
+ * over (other connections wait at most about twice this for a listener that blocks). */
+#define RELAY_STALL_MS 10
+/* Polls without listener code run before the spare sleeps until the next run starts. */
+#define RELAY_IDLE_POLLS 100
+
+static void *runner(void *arg);
+
+/* Starts one more runner, after joining those that ended (a runner that left the lead while in
+ * listener code ends when it comes back and finds a spare); relay_lock held. 0 or -errno. */
+static int spawn_runner(mqtt_service_t *s)
 {
-    mqtt_service_t *s = arg;
+    size_t kept = 0;
+    for (size_t i = 0; i < s->nrunners; i++) {
+        if (pthread_equal(s->runners[i], pthread_self()) ||
+            pthread_tryjoin_np(s->runners[i], NULL) != 0) {
+            s->runners[kept++] = s->runners[i];
+        }
+    }
+    s->nrunners = kept;
+    int rc =
+        pelix__grow((void **)&s->runners, &s->caprunners, s->nrunners + 1, sizeof(*s->runners));
+    if (rc == 0) {
+        rc = -pthread_create(&s->runners[s->nrunners], NULL, runner, s);
+    }
+    if (rc == 0) {
+        s->nrunners++;
+    }
+    return rc;
+}
+
+/*
+ * Delivers the messages just read on this thread (mqtt__dispatch_run_here) instead of waking a
+ * worker: one thread switch less per message, which under load cost the CPU of the rest of the
+ * message and 30 us of latency. Listener code runs here, so the loop is left as between two
+ * waits and the thread does not count as the network thread meanwhile (its calls into the
+ * service post commands like any other thread's). True when this thread still leads after.
+ */
+static bool run_listeners(mqtt_service_t *s, uint64_t gen)
+{
+    bool wake, still;
+
+    if (s->opts.direct_us <= 0 || !mqtt__dispatch_ready(s->dispatch)) {
+        return true;
+    }
+    pthread_mutex_lock(&s->relay_lock);
+    s->relay_busy = true;
+    s->relay_seq++;
+    wake = s->relay_asleep;
+    pthread_mutex_unlock(&s->relay_lock);
+    if (wake) {
+        pthread_cond_broadcast(&s->relay_cond);
+    }
+    loop_of_thread = NULL;
+    mqtt__dispatch_run_here(s->dispatch);
+    pthread_mutex_lock(&s->relay_lock);
+    still = s->relay_gen == gen;
+    if (still) {
+        s->relay_busy = false;
+    }
+    pthread_mutex_unlock(&s->relay_lock);
+    loop_of_thread = still ? s : NULL;
+    return still;
+}
+
+/* Runs the loop while this thread leads; true when the service stops, false when another runner
+ * took the lead while this one ran listener code. */
+static bool lead(mqtt_service_t *s, uint64_t gen)
+{
     struct epoll_event events[64];
-    int64_t nap = INT64_MAX; /* the next end of a coalescing pause (us) */
+    int64_t nap = 0; /* the connections' pauses are looked at first: a new leader knows none */
     bool stop = false;
 
     loop_of_thread = s;
@@ -274,11 +347,75 @@ static void *run(void *arg)
             nap = t < nap ? t : nap;
         }
         release_deferred();
+        if (!stop && !run_listeners(s, gen)) {
+            return false;
+        }
     }
+    loop_of_thread = NULL;
+    return true;
+}
+
+/* Waits as the spare (relay_lock held) until this runner takes the lead (true) or the loop
+ * ended (false). */
+static bool spare(mqtt_service_t *s)
+{
+    int idle = 0;
+
+    s->relay_spare = true;
+    while (!s->relay_stop && s->relay_led) {
+        if (!s->relay_busy && idle >= RELAY_IDLE_POLLS) {
+            s->relay_asleep = true;
+            pthread_cond_wait(&s->relay_cond, &s->relay_lock);
+            s->relay_asleep = false;
+            idle = 0;
+            continue;
+        }
+        bool busy = s->relay_busy;
+        uint64_t seq = s->relay_seq;
+        struct timespec until = pelix__deadline_ms(RELAY_STALL_MS);
+        int rc = pthread_cond_timedwait(&s->relay_cond, &s->relay_lock, &until);
+        if (rc == ETIMEDOUT && busy && s->relay_busy && s->relay_seq == seq && s->relay_led) {
+            s->relay_led = false; /* the same run of listener code for a whole poll */
+            break;
+        }
+        idle = s->relay_seq == seq && !s->relay_busy ? idle + 1 : 0;
+    }
+    s->relay_spare = false;
+    return !s->relay_stop;
+}
+
+static void *runner(void *arg)
+{
+    mqtt_service_t *s = arg;
+
+    pthread_mutex_lock(&s->relay_lock);
+    for (;;) {
+        if (s->relay_led && (s->relay_spare || !spare(s))) {
+            break; /* the loop ended, or another spare is there: this one is not needed */
+        }
+        if (s->relay_stop) {
+            break;
+        }
+        uint64_t gen = ++s->relay_gen;
+        s->relay_led = true;
+        s->relay_busy = false;
+        if (s->opts.direct_us > 0 && !s->relay_spare && spawn_runner(s) < 0) {
+            /* Without a spare, a listener that blocks holds the loop until it returns. */
+            pelix__log(&s->logger, PELIX_LOG_WARNING, MODULE, "no spare network thread");
+        }
+        pthread_mutex_unlock(&s->relay_lock);
+        bool stopped = lead(s, gen);
+        pthread_mutex_lock(&s->relay_lock);
+        if (stopped) {
+            s->relay_stop = true;
+            pthread_cond_broadcast(&s->relay_cond);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->relay_lock);
     pelix__free(deferred);
     deferred = NULL;
     capdeferred = 0;
-    loop_of_thread = NULL;
     return NULL;
 }
 
@@ -293,10 +430,14 @@ int mqtt__loop_start(mqtt_service_t *s)
         rc = -errno;
         goto fail;
     }
-    rc = -pthread_create(&s->thread, NULL, run, s);
+    mqtt__dispatch_host(s->dispatch, s->opts.direct_us);
+    pthread_mutex_lock(&s->relay_lock);
+    rc = spawn_runner(s); /* the leader; it starts the first spare */
+    pthread_mutex_unlock(&s->relay_lock);
     if (rc == 0) {
         return 0;
     }
+    mqtt__dispatch_host(s->dispatch, 0);
 fail:
     if (s->epfd >= 0) {
         close(s->epfd);
@@ -323,7 +464,21 @@ void mqtt__loop_stop(mqtt_service_t *s)
     }
     /* Embedded: stopping needs no memory. */
     mqtt__post_embedded(s, &s->stop_cmd, stop_cmd, NULL);
-    pthread_join(s->thread, NULL);
+    pthread_mutex_lock(&s->relay_lock);
+    while (!s->relay_stop) { /* until then a new leader may start (and join) runners */
+        pthread_cond_wait(&s->relay_cond, &s->relay_lock);
+    }
+    for (size_t i = 0; i < s->nrunners; i++) {
+        pthread_t t = s->runners[i];
+        pthread_mutex_unlock(&s->relay_lock);
+        pthread_join(t, NULL);
+        pthread_mutex_lock(&s->relay_lock);
+    }
+    pthread_mutex_unlock(&s->relay_lock);
+    mqtt__dispatch_host(s->dispatch, 0); /* what the leader left goes to the workers */
+    pelix__free(s->runners);
+    s->runners = NULL;
+    s->nrunners = s->caprunners = 0;
     close(s->epfd);
     close(s->evfd);
     s->epfd = s->evfd = -1;

@@ -327,8 +327,20 @@ struct mqtt_service {
     long factory_id;
     long managed_id;
     long listener_listener;
-    /* network thread */
-    pthread_t thread;
+    /* network thread: runners (loop.c), one leading the loop at a time; a spare takes the lead
+     * when the leader stays in listener code (mqtt__dispatch_run_here) longer than RELAY_STALL_MS
+     */
+    pthread_t *runners;
+    size_t nrunners, caprunners;
+    pthread_mutex_t relay_lock;
+    pthread_cond_t relay_cond;
+    bool relay_led;     /* a runner leads */
+    bool relay_busy;    /* the leader runs listener code */
+    bool relay_asleep;  /* the spare waits without a timeout: signal it when busy */
+    bool relay_stop;    /* the loop ended: runners exit */
+    bool relay_spare;   /* a runner waits as the spare */
+    uint64_t relay_seq; /* busy periods started */
+    uint64_t relay_gen; /* leads taken */
     int epfd;
     int evfd;
     atomic_bool wake_pending; /* evfd written and not yet read (mqtt__loop_wake) */

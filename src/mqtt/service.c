@@ -354,6 +354,7 @@ int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca, const pelix_m
     s->opts.listener_queue_bytes =
         s->opts.listener_queue_bytes ? s->opts.listener_queue_bytes : 64u << 20;
     s->opts.coalesce_us = s->opts.coalesce_us ? s->opts.coalesce_us : 1000;
+    s->opts.direct_us = s->opts.direct_us ? s->opts.direct_us : 200;
     pelix__map_init_str(&s->conns);
     pelix__map_init_str(&s->shares);
     pthread_mutex_init(&s->lmap_lock, NULL);
@@ -362,6 +363,8 @@ int pelix_mqtt_new(pelix_registry_t *reg, pelix_configadmin_t *ca, const pelix_m
     pelix__cond_init(&s->closing_cond);
     pthread_mutex_init(&s->conns_lock, NULL);
     pthread_mutex_init(&s->cmd_lock, NULL);
+    pthread_mutex_init(&s->relay_lock, NULL);
+    pelix__cond_init(&s->relay_cond);
     pelix__cond_init(&s->cmd_cond);
     s->scratch = (mqtt_trie_scratch_t)MQTT_TRIE_SCRATCH_INIT;
     s->shared_scratch = (mqtt_trie_scratch_t)MQTT_TRIE_SCRATCH_INIT;
@@ -466,6 +469,8 @@ pelix_mqtt_t *pelix_mqtt_free(pelix_mqtt_t *m)
     pthread_mutex_destroy(&s->conns_lock);
     pthread_mutex_destroy(&s->cmd_lock);
     pthread_cond_destroy(&s->cmd_cond);
+    pthread_mutex_destroy(&s->relay_lock);
+    pthread_cond_destroy(&s->relay_cond);
     pelix__free(m);
     return NULL;
 }

@@ -86,6 +86,7 @@ void mf_start(mf_t *fx, bool use_folder)
     opts.logger = logger;
     opts.listener_queue_messages = fx->queue_messages;
     opts.coalesce_us = fx->coalesce_us;
+    opts.direct_us = fx->direct_us;
     assert_int_equal(pelix_mqtt_new(fx->reg, fx->ca, &opts, &fx->mqtt), 0);
 }
 

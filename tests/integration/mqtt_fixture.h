@@ -39,6 +39,7 @@ typedef struct mf {
     mf_log_t log;
     size_t queue_messages; /* bound of each listener queue (0: the service's default) */
     long coalesce_us;      /* pelix_mqtt_options_t.coalesce_us (0: the service's default) */
+    long direct_us;        /* pelix_mqtt_options_t.direct_us (0: the service's default) */
 } mf_t;
 
 /* Starts a registry, ConfigAdmin (on a fresh temporary folder when `use_folder`; an existing

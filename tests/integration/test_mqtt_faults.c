@@ -5,7 +5,8 @@
  * isolation, blackholed broker), a TCP connect that never completes (an MQTT 5 session connect,
  * which blocks its connector thread) stalling neither the other brokers nor the shutdown,
  * configurations across a restart of the runtime, stray files, publish to all over three brokers,
- * and two configurations on one broker not kicking each other.
+ * two configurations on one broker not kicking each other, and listeners that block while the
+ * network thread runs them.
  */
 // clang-format off
 #include <setjmp.h>
@@ -32,7 +33,7 @@ typedef struct state {
     tb_broker_t *b[3];
     tb_blackhole_t *hole;
     tb_synhole_t *synhole;
-    mf_listener_t l1, l2;
+    mf_listener_t l1, l2, l3;
 } state_t;
 
 static int setup(void **st)
@@ -49,6 +50,7 @@ static int teardown(void **st)
     state_t *s = *st;
     mf_listener_destroy(&s->l1);
     mf_listener_destroy(&s->l2);
+    mf_listener_destroy(&s->l3);
     mf_free(&s->fx);
     for (int i = 0; i < 3; i++) {
         tb_broker_free(s->b[i]);
@@ -344,6 +346,65 @@ static void test_three_brokers(void **st)
     }
 }
 
+static bool wait_inside(mf_listener_t *l)
+{
+    for (long waited = 0; waited < MF_WAIT_MS; waited += 10) {
+        pthread_mutex_lock(&l->lock);
+        int inside = l->inside;
+        pthread_mutex_unlock(&l->lock);
+        if (inside > 0) {
+            return true;
+        }
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
+/* A message for one listener is delivered by the network thread between two waits; a listener
+ * that blocks there hands the loop to a spare thread, and a second one blocking on the new
+ * leader hands it to a third: messages for others keep flowing while both are held, and the
+ * held ones get theirs, in order, once released. */
+static void test_blocking_listeners_do_not_stall(void **st)
+{
+    state_t *s = *st;
+    const char *t1[] = {"hold/1"}, *t2[] = {"hold/2"}, *t3[] = {"free/#"};
+
+    s->b[0] = start_broker(0);
+    char *pid = mf_create(&s->fx, tb_broker_port(s->b[0]), NULL);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    mf_listen(&s->fx, &s->l1, t1, 1, false, 1);
+    mf_listen(&s->fx, &s->l2, t2, 1, false, 1);
+    mf_listen(&s->fx, &s->l3, t3, 1, false, 1); /* subscribed last: a probe proves all three */
+    tc_client_t *c = tc_connect(tb_broker_port(s->b[0]), NULL);
+    assert_non_null(c);
+    for (int i = 0; i < 100 && mf_listener_count(&s->l3, "free/probe") == 0; i++) {
+        assert_int_equal(tc_publish(c, "free/probe", "p", 1, 1, false), 0);
+        usleep(100 * 1000);
+    }
+    assert_true(mf_listener_count(&s->l3, "free/probe") > 0);
+    mf_listener_hold(&s->l1, true);
+    mf_listener_hold(&s->l2, true);
+    assert_int_equal(tc_publish(c, "hold/1", "a", 1, 1, false), 0);
+    assert_true(wait_inside(&s->l1));
+    assert_int_equal(tc_publish(c, "hold/2", "b", 1, 1, false), 0);
+    assert_true(wait_inside(&s->l2));
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(tc_publish(c, "free/x", "f", 1, 1, false), 0);
+    }
+    assert_true(mf_listener_wait(&s->l3, "free/x", 20, MF_WAIT_MS));
+    assert_int_equal(tc_publish(c, "hold/1", "c", 1, 1, false), 0); /* queued behind "a" */
+    mf_listener_hold(&s->l1, false);
+    mf_listener_hold(&s->l2, false);
+    assert_true(mf_listener_wait(&s->l1, "hold/1", 2, MF_WAIT_MS));
+    assert_true(mf_listener_wait(&s->l2, "hold/2", 1, MF_WAIT_MS));
+    pthread_mutex_lock(&s->l1.lock);
+    assert_string_equal(s->l1.msgs[0].payload, "a");
+    assert_string_equal(s->l1.msgs[1].payload, "c");
+    pthread_mutex_unlock(&s->l1.lock);
+    tc_disconnect(c);
+    free(pid);
+}
+
 /* Keepalive: a broker that stops answering (SIGSTOP) is detected by the keepalive and the
  * connection is retried; once the broker answers again, the service comes back. */
 static void test_keepalive_timeout(void **st)
@@ -425,6 +486,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blocking_connect_does_not_stall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_files_across_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_three_brokers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blocking_listeners_do_not_stall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connack_refused_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unresolvable_host, setup, teardown),

@@ -520,6 +520,84 @@ static void test_slow_listener_slows_only_itself(void **st)
     free(pid);
 }
 
+/* Where listener code runs. Registry events of a connection service come on the network thread;
+ * by default a fast listener is called by that very thread (no thread switch), with direct_us
+ * negative never (workers only). */
+static struct {
+    pthread_mutex_t lock;
+    pthread_t net, call;
+    int nets, calls;
+} where = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void where_event(void *ctx, const pelix_svc_event_t *event)
+{
+    (void)ctx;
+    (void)event;
+    pthread_mutex_lock(&where.lock);
+    where.net = pthread_self();
+    where.nets++;
+    pthread_mutex_unlock(&where.lock);
+}
+
+static void where_message(void *handle, const pelix_mqtt_message_t *msg)
+{
+    (void)handle;
+    (void)msg;
+    pthread_mutex_lock(&where.lock);
+    where.call = pthread_self();
+    where.calls++;
+    pthread_mutex_unlock(&where.lock);
+}
+
+/* True when a message for one listener was called on the thread that announced the connection. */
+static bool called_by_network_thread(state_t *s, long direct_us)
+{
+    const char *spec[] = {PELIX_MQTT_LISTENER_SPEC};
+    pelix_mqtt_listener_t l = {where_message, NULL};
+    long lid, wid;
+
+    mf_stop(&s->fx);
+    s->fx.direct_us = direct_us;
+    mf_start(&s->fx, true);
+    where.nets = where.calls = 0;
+    assert_int_equal(pelix_registry_add_listener(s->fx.reg, PELIX_MQTT_CONNECTION_SPEC, NULL, false,
+                                                 where_event, NULL, &wid, NULL),
+                     0);
+    char *pid = mf_create(&s->fx, port_of(s), NULL);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    pelix_props_t *p = pelix_props_new();
+    assert_int_equal(pelix_props_set_string(p, PELIX_MQTT_TOPICS, "where/t"), 0);
+    assert_int_equal(pelix_registry_register(s->fx.reg, spec, 1, &l, p, &lid), 0);
+    wait_broker_log(s, "SUBSCRIBE", "where/t", 1);
+    publish(s, "where/t", "x", 0);
+    bool called = false;
+    for (int i = 0; i < MF_WAIT_MS / 10 && !called; i++) {
+        pthread_mutex_lock(&where.lock);
+        called = where.calls > 0;
+        pthread_mutex_unlock(&where.lock);
+        usleep(10 * 1000);
+    }
+    assert_true(called);
+    pthread_mutex_lock(&where.lock);
+    assert_true(where.nets > 0);
+    bool same = pthread_equal(where.net, where.call);
+    pthread_mutex_unlock(&where.lock);
+    pelix_registry_unregister(s->fx.reg, lid);
+    pelix_registry_remove_listener(s->fx.reg, wid);
+    free(pid);
+    return same;
+}
+
+static void test_direct_delivery(void **st)
+{
+    assert_true(called_by_network_thread(*st, 0));
+}
+
+static void test_direct_delivery_off(void **st)
+{
+    assert_false(called_by_network_thread(*st, -1));
+}
+
 /* The factory publishes to every connection, or to one PID; an unknown PID is an error. */
 static void test_factory_publish(void **st)
 {
@@ -623,6 +701,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_order_per_listener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_listener_slows_only_itself, setup, teardown),
         cmocka_unit_test_setup_teardown(test_factory_publish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_delivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_delivery_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_string_port, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -403,6 +403,98 @@ static void test_oom(void **state)
     rec_destroy(&r);
 }
 
+/* ---- a host --------------------------------------------------------------------------------- */
+
+typedef struct host_ctx {
+    pthread_t threads[64]; /* where each call ran; written by the serial deliver calls only */
+    atomic_int n;
+    long sleep_ms;
+} host_ctx_t;
+
+static void host_deliver(void *ctx, void *item)
+{
+    host_ctx_t *c = ctx;
+    int i = atomic_load(&c->n);
+
+    (void)item;
+    if (i < 64) {
+        c->threads[i] = pthread_self();
+    }
+    if (c->sleep_ms) {
+        sleep_ms(c->sleep_ms);
+    }
+    atomic_fetch_add(&c->n, 1);
+}
+
+static void commit_items(mqtt_dispatch_t *d, mqtt_queue_t *q, mqtt_batch_t *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(mqtt__queue_push_batch(q, (void *)(uintptr_t)(i + 1), 1, b), 0);
+    }
+    mqtt__dispatch_commit(d, b);
+}
+
+/* With a host, a small batch waits for it and runs on its thread, without a worker; a queue whose
+ * run there was slow, a batch over MQTT_DISPATCH_HERE items, and what is left when the host goes
+ * away are delivered by the workers. */
+static void test_host(void **state)
+{
+    (void)state;
+    mqtt_dispatch_t *d = pool(2);
+    static host_ctx_t fast, slow;
+    mqtt_queue_t *qf, *qs;
+    mqtt_batch_t b = MQTT_BATCH_INIT;
+    const mqtt_overflow_t newest = MQTT_DROP_NEWEST;
+
+    slow.sleep_ms = 2; /* over the host's 200 us */
+    assert_int_equal(mqtt__queue_new(d, 1000, 0, newest, host_deliver, NULL, &fast, &qf), 0);
+    assert_int_equal(mqtt__queue_new(d, 1000, 0, newest, host_deliver, NULL, &slow, &qs), 0);
+    mqtt__dispatch_host(d, 200);
+    /* A worker between two waits takes what is on the run list, host or not: let them reach
+     * their wait (they are started by pool() above). */
+    sleep_ms(200);
+    commit_items(d, qf, &b, 3);
+    sleep_ms(200); /* time enough for a worker, were one woken */
+    assert_int_equal(atomic_load(&fast.n), 0);
+    assert_true(mqtt__dispatch_ready(d));
+    assert_int_equal(mqtt__dispatch_run_here(d), 3);
+    assert_int_equal(atomic_load(&fast.n), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_true(pthread_equal(fast.threads[i], pthread_self()));
+    }
+    assert_false(mqtt__dispatch_ready(d));
+
+    /* Slow once here: the workers deliver it from then on. */
+    commit_items(d, qs, &b, 1);
+    assert_int_equal(mqtt__dispatch_run_here(d), 1);
+    assert_true(pthread_equal(slow.threads[0], pthread_self()));
+    commit_items(d, qs, &b, 1);
+    assert_int_equal(mqtt__queue_flush(qs, BOUND_MS), 0);
+    assert_int_equal(atomic_load(&slow.n), 2);
+    assert_false(pthread_equal(slow.threads[1], pthread_self()));
+
+    /* A big batch goes to the workers at once. */
+    commit_items(d, qf, &b, MQTT_DISPATCH_HERE + 1);
+    assert_int_equal(mqtt__queue_flush(qf, BOUND_MS), 0);
+    assert_int_equal(atomic_load(&fast.n), 3 + MQTT_DISPATCH_HERE + 1);
+    assert_false(pthread_equal(fast.threads[3], pthread_self()));
+
+    /* Left to a host that goes away: woken for it. */
+    int before = atomic_load(&fast.n);
+    sleep_ms(200); /* the workers waiting again */
+    commit_items(d, qf, &b, 1);
+    sleep_ms(100);
+    assert_int_equal(atomic_load(&fast.n), before);
+    mqtt__dispatch_host(d, 0);
+    assert_int_equal(mqtt__queue_flush(qf, BOUND_MS), 0);
+    assert_int_equal(atomic_load(&fast.n), before + 1);
+
+    mqtt__batch_free(&b);
+    mqtt__queue_close(qf, false, 0);
+    mqtt__queue_close(qs, false, 0);
+    mqtt__dispatch_free(d);
+}
+
 static void test_invalid_arguments(void **state)
 {
     (void)state;
@@ -445,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_oom),
         cmocka_unit_test(test_invalid_arguments),
         cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

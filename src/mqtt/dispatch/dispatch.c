@@ -11,7 +11,7 @@
  *   SCHEDULED  put on the run list by a push (or a worker ending a batch); `on_list` (under the
  *              pool lock) tells whether it is still there or a worker has taken it and is about
  *              to lock the queue;
- *   RUNNING    a worker (`runner`) delivers it.
+ *   RUNNING    a worker, or the host in mqtt__dispatch_run_here() (`runner`), delivers it.
  * A queue goes from IDLE to SCHEDULED only when it has items, so it is on the run list at most
  * once, and only one worker runs it at a time: that is what keeps its calls serial and ordered.
  *
@@ -70,6 +70,7 @@ struct mqtt_queue {
     void **chunk;
     size_t chunk_pos, chunk_n;
     bool free_on_return;
+    atomic_bool not_here; /* its deliver calls proved slow: left to the workers */
     uint64_t pushed, delivered, dropped;
 
     /* Run list links and membership: under the pool lock. */
@@ -87,7 +88,8 @@ struct mqtt_dispatch {
     pthread_cond_t cond; /* run list not empty, or stopping */
     mqtt_queue_t *first, *last;
     bool stopping;
-    size_t queues; /* open queues, for the check in mqtt__dispatch_free() */
+    atomic_long host_slow_us; /* > 0: a host runs small batches (mqtt__dispatch_host) */
+    size_t queues;            /* open queues, for the check in mqtt__dispatch_free() */
     size_t nthreads;
     pthread_t *threads;
 };
@@ -241,17 +243,18 @@ static void queue_destroy(mqtt_queue_t *q)
  * the ring CHUNK at a time, under one lock (not one lock round per item: with a message for 100
  * listeners, the locks were the first cost of a delivery); a close that starts while a chunk is
  * delivered stops it before the next item, whose release then counts it as dropped. */
-static void run_queue(mqtt_queue_t *q)
+static size_t run_queue(mqtt_queue_t *q, size_t limit, bool *slow)
 {
     void *chunk[CHUNK];
     size_t done = 0;
+    int64_t start = slow ? pelix__now_us() : 0;
 
     pthread_mutex_lock(&q->lock);
     assert(q->state == Q_SCHEDULED);
     q->state = Q_RUNNING;
     q->runner = pthread_self();
-    while (!atomic_load(&q->stopped) && q->count > 0 && done < MQTT_DISPATCH_BATCH) {
-        size_t n = ring_take(q, chunk, CHUNK);
+    while (!atomic_load(&q->stopped) && q->count > 0 && done < limit) {
+        size_t n = ring_take(q, chunk, limit - done < CHUNK ? limit - done : CHUNK);
         q->delivered += n;
         q->chunk = chunk;
         q->chunk_n = n;
@@ -279,7 +282,12 @@ static void run_queue(mqtt_queue_t *q)
         assert(q->count == 0);
         pthread_mutex_unlock(&q->lock);
         queue_destroy(q);
-        return;
+        return done;
+    }
+    if (slow && pelix__now_us() - start > atomic_load(&q->d->host_slow_us)) {
+        /* Decided while the queue is surely alive (a closer may free it once it is idle). */
+        *slow = true;
+        atomic_store(&q->not_here, true);
     }
     if (!q->stopped && q->count > 0) {
         schedule(q); /* to the end of the run list; this worker looks at it next */
@@ -288,6 +296,7 @@ static void run_queue(mqtt_queue_t *q)
     }
     pthread_cond_broadcast(&q->cond);
     pthread_mutex_unlock(&q->lock);
+    return done;
 }
 
 static void *worker(void *arg)
@@ -306,7 +315,7 @@ static void *worker(void *arg)
         }
         list_remove(d, q);
         pthread_mutex_unlock(&d->lock);
-        run_queue(q);
+        run_queue(q, MQTT_DISPATCH_BATCH, NULL);
         pthread_mutex_lock(&d->lock);
     }
     pthread_mutex_unlock(&d->lock);
@@ -587,6 +596,8 @@ void mqtt__dispatch_commit(mqtt_dispatch_t *d, mqtt_batch_t *b)
 {
     mqtt_queue_t *ready = NULL, *ready_last = NULL;
     size_t n = 0;
+    /* A small batch is left to the host, which runs it before it waits again: no wake-up. */
+    bool wake = atomic_load(&d->host_slow_us) <= 0 || b->n > MQTT_DISPATCH_HERE;
 
     if (!d || !b || !b->first) {
         return;
@@ -607,6 +618,7 @@ void mqtt__dispatch_commit(mqtt_dispatch_t *d, mqtt_batch_t *b)
         if (q->state == Q_IDLE && !q->stopped && q->count > 0) {
             /* Scheduled, not on the run list yet: a close waits for it to be (below). */
             q->state = Q_SCHEDULED;
+            wake |= atomic_load(&q->not_here);
             if (ready_last) {
                 ready_last->batch_next = q;
             } else {
@@ -634,11 +646,52 @@ void mqtt__dispatch_commit(mqtt_dispatch_t *d, mqtt_batch_t *b)
         list_append(d, q);
     }
     pthread_mutex_unlock(&d->lock);
+    if (!wake) {
+        return;
+    }
     if (n == 1) {
         wake_worker(d);
     } else {
         pthread_cond_broadcast(&d->cond);
     }
+}
+
+void mqtt__dispatch_host(mqtt_dispatch_t *d, long slow_us)
+{
+    atomic_store(&d->host_slow_us, slow_us);
+    if (slow_us <= 0) {
+        pthread_cond_broadcast(&d->cond); /* what was left to the host */
+    }
+}
+
+bool mqtt__dispatch_ready(mqtt_dispatch_t *d)
+{
+    pthread_mutex_lock(&d->lock);
+    bool ready = d->first != NULL;
+    pthread_mutex_unlock(&d->lock);
+    return ready;
+}
+
+size_t mqtt__dispatch_run_here(mqtt_dispatch_t *d)
+{
+    size_t done = 0;
+    bool slow = false;
+
+    while (done < MQTT_DISPATCH_HERE && !slow) {
+        pthread_mutex_lock(&d->lock);
+        mqtt_queue_t *q = d->first;
+        if (!q || atomic_load(&q->not_here)) {
+            pthread_mutex_unlock(&d->lock);
+            break;
+        }
+        list_remove(d, q);
+        pthread_mutex_unlock(&d->lock);
+        done += run_queue(q, MQTT_DISPATCH_HERE - done, &slow);
+    }
+    if (mqtt__dispatch_ready(d)) {
+        wake_worker(d); /* what is left */
+    }
+    return done;
 }
 
 void mqtt__batch_free(mqtt_batch_t *b)

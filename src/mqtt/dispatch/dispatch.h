@@ -21,11 +21,11 @@
  *
  * Thread safety: every function is thread-safe, with the lifetime rules of each function (a
  * queue must not be used once mqtt__queue_close() may have returned, a pool once
- * mqtt__dispatch_free() may have started). `deliver` runs on a worker of the pool, never under
- * a lock of this module; it may push to any queue, close its own queue or another one, or read
- * statistics. `release` runs on the thread that gives up the item: a worker after delivery, the
- * pushing thread for a refused or dropped item, the closing thread for items left at close;
- * it is never called under a lock of this module either.
+ * mqtt__dispatch_free() may have started). `deliver` runs on a worker of the pool, or on the
+ * host thread in mqtt__dispatch_run_here(), never under a lock of this module; it may push to any
+ * queue, close its own queue or another one, or read statistics. `release` runs on the thread that
+ * gives up the item: a worker after delivery, the pushing thread for a refused or dropped item, the
+ * closing thread for items left at close; it is never called under a lock of this module either.
  */
 #ifndef PELIX_MQTT_DISPATCH_H
 #define PELIX_MQTT_DISPATCH_H
@@ -36,6 +36,8 @@
 
 /** Maximum number of items a worker delivers from one queue before moving to the next one. */
 #define MQTT_DISPATCH_BATCH 64
+/** Most items a host delivers between two waits of its own (mqtt__dispatch_run_here()). */
+#define MQTT_DISPATCH_HERE 16
 
 /** The worker pool. */
 typedef struct mqtt_dispatch mqtt_dispatch_t;
@@ -174,6 +176,32 @@ void mqtt__dispatch_commit(mqtt_dispatch_t *d, mqtt_batch_t *b);
 
 /** @brief Frees the memory of an empty batch (committed); it may be used again after. */
 void mqtt__batch_free(mqtt_batch_t *b);
+
+/**
+ * @brief Declares (`slow_us` > 0) or withdraws (<= 0) a host: a thread that calls
+ * mqtt__dispatch_run_here() after each commit, before it waits for anything. A queue whose run
+ * by the host took longer than `slow_us` microseconds is left to the workers from then on.
+ * While there is a host, mqtt__dispatch_commit() wakes no
+ * worker for a batch of at most MQTT_DISPATCH_HERE items whose queues all run fast: a message
+ * for one listener is then delivered without a thread switch (on a loaded machine, a worker's
+ * wake-up cost more CPU and latency than the rest of the message). Withdrawing wakes the workers
+ * for what was left. Thread: any.
+ */
+void mqtt__dispatch_host(mqtt_dispatch_t *d, long slow_us);
+
+/**
+ * @brief Runs ready queues on the calling thread (the host), as a worker would, until
+ * MQTT_DISPATCH_HERE items were taken, a queue marked slow comes first on the run list, or a
+ * queue's run took longer than the host's `slow_us`, which marks that queue slow for good (its
+ * items go to the workers from then on: a listener that blocks holds the host once). Wakes a
+ * worker for what is left. The caller must hold no lock and must not rely on anything a deliver
+ * call could change: listener code runs here.
+ * @return the number of items taken. Thread: the host (not a worker).
+ */
+size_t mqtt__dispatch_run_here(mqtt_dispatch_t *d);
+
+/** @brief True when queues wait on the run list (for a host: run them). Thread: any. */
+bool mqtt__dispatch_ready(mqtt_dispatch_t *d);
 
 /**
  * @brief Pushes an item of no size behind the others, whatever the bounds (for an item that
