@@ -9,8 +9,9 @@
  * command changes nothing and never stops anything.
  *
  * Threads: pelix__shell_exec() is called by one thread at a time (the program's input thread).
- * Subscription listeners print from the MQTT service's dispatch workers; writes to `out` are
- * serialised by the shell, so lines never interleave. No lock is held while a service of the
+ * Subscription listeners print from the threads the MQTT service calls listeners on (dispatch
+ * workers, or the thread that read the message: pelix_mqtt_options_t.direct_us); writes to `out`
+ * are serialised by the shell, so lines never interleave. No lock is held while a service of the
  * registry is called.
  */
 #ifndef PELIX_SHELL_H
