@@ -231,6 +231,9 @@ static int next_timeout(mqtt_service_t *s, int64_t now)
     return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
 }
 
+/* epoll_pwait2 (microsecond timeouts) answered ENOSYS once. */
+static atomic_bool no_pwait2;
+
 /* Waits for events until the next timer (ms, -1: none) or the next coalescing pause's end (us,
  * INT64_MAX: none), whichever comes first. */
 static int wait_events(mqtt_service_t *s, struct epoll_event *events, int max, int timeout_ms,
@@ -244,11 +247,15 @@ static int wait_events(mqtt_service_t *s, struct epoll_event *events, int max, i
         if (timeout_ms < 0 || wait_us < (int64_t)timeout_ms * 1000) {
             struct timespec ts = {.tv_sec = wait_us / 1000000,
                                   .tv_nsec = (long)(wait_us % 1000000) * 1000};
-            int n = epoll_pwait2(s->epfd, events, max, &ts, NULL);
-            if (n >= 0 || errno != ENOSYS) {
-                return n;
+            if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+                int n = epoll_pwait2(s->epfd, events, max, &ts, NULL);
+                if (n >= 0 || errno != ENOSYS) {
+                    return n;
+                }
+                /* A kernel before 5.11 (or valgrind): not asked again. */
+                atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
             }
-            timeout_ms = (int)((wait_us + 999) / 1000); /* kernel before 5.11 */
+            timeout_ms = (int)((wait_us + 999) / 1000);
         }
     }
     return epoll_wait(s->epfd, events, max, timeout_ms);
