@@ -4,7 +4,8 @@
  * never in a log line, the configuration file 0600), the birth message after each connect, the
  * close message before a graceful disconnect (and no will then), the will on a lost connection,
  * a birth change applied without reconnecting, MQTT 5 and a persistent session, MQTT 5 session
- * expiry (a short one expired by the broker, the default one kept), settings
+ * expiry (a short one expired by the broker, the default one kept), a persistent session whose
+ * queued QoS 1 messages survive a restart of a broker with persistence, settings
  * refused with their reason, and MQTT 5 message properties both ways (and ignored on 3.1.1).
  */
 // clang-format off
@@ -313,6 +314,61 @@ static void test_session_expiry(void **st)
     free(bad);
 }
 
+/* ---- a persistent session across a broker restart -------------------------------------------- */
+
+#define EXACT "clean_session", "false", "client_id", "exact-1", "reconnect_min", "1"
+#define EXACT_N 300
+
+/* A broker with persistence restarted while the persistent session (clean_session false) is
+ * away: the QoS 1 messages it accepted for the session meanwhile survive the restart and reach
+ * the listener once each, in order, when the connection comes back. */
+static void test_session_across_broker_restart(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"exact/#"};
+    mf_listener_t l = {0};
+    char dir[] = "/tmp/pelix-persist-XXXXXX", extra[128], path[160];
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(extra, sizeof(extra), "persistence true\npersistence_location %s/\n", dir);
+    start_broker(s, extra);
+    int port = tb_broker_port(s->broker);
+    mf_listen(&s->fx, &l, t, 1, false, 1);
+    char *pid = mf_create(&s->fx, port, EXACT, NULL);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    assert_true(tb_broker_wait_log(s->broker, "\texact/# (QoS 1)", 1, MF_WAIT_MS));
+    mf_update(&s->fx, pid, port, EXACT, "enabled", "false", NULL);
+    assert_true(mf_wait_no_connection(&s->fx, pid, MF_WAIT_MS));
+
+    tc_client_t *pub = tc_connect(port, "exact-pub");
+    assert_non_null(pub);
+    for (int i = 1; i <= EXACT_N; i++) {
+        char payload[16];
+        snprintf(payload, sizeof(payload), "%d", i);
+        assert_int_equal(tc_publish(pub, "exact/t", payload, strlen(payload), 1, false), 0);
+    }
+    tc_disconnect(pub);
+    assert_int_equal(tb_broker_stop(s->broker), 0); /* SIGTERM: the broker saves its sessions */
+    assert_int_equal(tb_broker_restart(s->broker), 0);
+
+    mf_update(&s->fx, pid, port, EXACT, NULL);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    assert_true(mf_listener_wait(&l, "exact/t", EXACT_N, MF_WAIT_MS));
+    usleep(MF_QUIET_MS * 1000);
+    pthread_mutex_lock(&l.lock);
+    assert_int_equal(l.count, EXACT_N);
+    for (int i = 0; i < EXACT_N; i++) {
+        assert_int_equal(strtol(l.msgs[i].payload, NULL, 10), i + 1);
+    }
+    pthread_mutex_unlock(&l.lock);
+    mf_unlisten(&l);
+    mf_listener_destroy(&l);
+    free(pid);
+    snprintf(path, sizeof(path), "%s/mosquitto.db", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ---- MQTT 5 message properties --------------------------------------------------------------- */
 
 /* Keeps what the first message on a topic carried. */
@@ -445,6 +501,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_will_and_birth_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_and_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_across_broker_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v5_properties, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
