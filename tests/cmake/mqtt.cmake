@@ -13,7 +13,7 @@ pelix_unit_test(mqtt_lindex MODULES ${PELIX_MQTT_MODULES})
 # The network thread's wake-ups under concurrent posts (no broker).
 pelix_unit_test(mqtt_wake MODULES ${PELIX_MQTT_MODULES} THREADED)
 pelix_unit_test(mqtt_session MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
-                THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
+                THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES} integration/proxy.c)
 pelix_unit_test(mqtt_tls MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
                 THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
 pelix_unit_test(mqtt_offline MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration

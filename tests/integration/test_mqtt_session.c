@@ -5,7 +5,7 @@
  * close message before a graceful disconnect (and no will then), the will on a lost connection,
  * a birth change applied without reconnecting, MQTT 5 and a persistent session, MQTT 5 session
  * expiry (a short one expired by the broker, the default one kept), a persistent session whose
- * queued QoS 1 messages survive a restart of a broker with persistence, settings
+ * queued and in-flight QoS 1 messages survive a restart of a broker with persistence, settings
  * refused with their reason, and MQTT 5 message properties both ways (and ignored on 3.1.1).
  */
 // clang-format off
@@ -27,6 +27,7 @@
 #include "integration/broker.h"
 #include "integration/client.h"
 #include "integration/mqtt_fixture.h"
+#include "integration/proxy.h"
 
 #define PASSWORD "s3cret-Pa55"
 
@@ -369,6 +370,64 @@ static void test_session_across_broker_restart(void **st)
     rmdir(dir);
 }
 
+#define FLY                                                                                        \
+    "clean_session", "false", "client_id", "fly-1", "reconnect_min", "1", "reconnect_max", "1"
+#define FLY_N 100
+
+/* The same broker restarted while the session is connected through a stalled link: the QoS 1
+ * messages it had sent (in flight, never read by the service) and those queued behind them are
+ * sent again on the resumed session and arrive once each, in order. */
+static void test_inflight_across_broker_restart(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"fly/#"};
+    mf_listener_t l = {0};
+    char dir[] = "/tmp/pelix-persist-XXXXXX", extra[128], path[160];
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(extra, sizeof(extra), "persistence true\npersistence_location %s/\n", dir);
+    start_broker(s, extra);
+    tp_proxy_t *proxy = tp_proxy_start(tb_broker_port(s->broker));
+    assert_non_null(proxy);
+    mf_listen(&s->fx, &l, t, 1, false, 1);
+    char *pid = mf_create(&s->fx, tp_proxy_port(proxy), FLY, NULL);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    assert_true(tb_broker_wait_log(s->broker, "\tfly/# (QoS 1)", 1, MF_WAIT_MS));
+
+    tp_proxy_stall(proxy, true);
+    tc_client_t *pub = tc_connect(tb_broker_port(s->broker), "fly-pub");
+    assert_non_null(pub);
+    for (int i = 1; i <= FLY_N; i++) {
+        char payload[16];
+        snprintf(payload, sizeof(payload), "%d", i);
+        assert_int_equal(tc_publish(pub, "fly/t", payload, strlen(payload), 1, false), 0);
+    }
+    tc_disconnect(pub);
+    assert_int_equal(tb_broker_stop(s->broker), 0);
+    tp_proxy_cut(proxy); /* what the broker had sent is gone with the link */
+    tp_proxy_stall(proxy, false);
+    assert_int_equal(mf_listener_count(&l, "fly/t"), 0);
+    assert_int_equal(tb_broker_restart(s->broker), 0);
+
+    assert_true(mf_listener_wait(&l, "fly/t", FLY_N, MF_WAIT_MS * 2));
+    usleep(MF_QUIET_MS * 1000);
+    pthread_mutex_lock(&l.lock);
+    assert_int_equal(l.count, FLY_N);
+    for (int i = 0; i < FLY_N; i++) {
+        assert_int_equal(strtol(l.msgs[i].payload, NULL, 10), i + 1);
+    }
+    pthread_mutex_unlock(&l.lock);
+    assert_true(tb_broker_log_contains(s->broker, "Sending PUBLISH to fly-1 (d1") > 0);
+    mf_unlisten(&l);
+    mf_listener_destroy(&l);
+    mf_delete(&s->fx, pid);
+    tp_proxy_free(proxy);
+    free(pid);
+    snprintf(path, sizeof(path), "%s/mosquitto.db", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ---- MQTT 5 message properties --------------------------------------------------------------- */
 
 /* Keeps what the first message on a topic carried. */
@@ -502,6 +561,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_protocol_and_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_across_broker_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inflight_across_broker_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v5_properties, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
