@@ -7,10 +7,10 @@
  *
  * The network thread is a role: runner threads take it in turn (the relay). The leader runs the
  * loop; after each batch of events it may deliver the messages just read itself (run_listeners),
- * as a worker would, and meanwhile is not the network thread. A spare runner watches those
- * calls: one that lasts a whole poll (RELAY_STALL_MS) makes the spare the leader, which starts
- * a new spare; the old leader, once its call returns, finds a spare and ends. Loop state is only
- * touched by the leader, handed over under relay_lock.
+ * as a worker would, and meanwhile is not the network thread. It does so only while a spare
+ * runner watches: a call that lasts a whole poll (RELAY_STALL_MS) makes the spare the leader,
+ * which starts a new spare; the old leader, once its call returns, finds a spare and ends. Loop
+ * state is only touched by the leader, handed over under relay_lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -307,6 +307,13 @@ static bool run_listeners(mqtt_service_t *s, uint64_t gen)
         return true;
     }
     pthread_mutex_lock(&s->relay_lock);
+    if (!s->relay_spare) {
+        /* None to take the network over (starting, or a thread could not be started): the
+         * workers deliver. */
+        pthread_mutex_unlock(&s->relay_lock);
+        mqtt__dispatch_wake(s->dispatch);
+        return true;
+    }
     s->relay_busy = true;
     s->relay_seq++;
     wake = s->relay_asleep;

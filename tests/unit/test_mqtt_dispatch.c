@@ -480,15 +480,22 @@ static void test_host(void **state)
     assert_int_equal(atomic_load(&fast.n), 3 + MQTT_DISPATCH_HERE + 1);
     assert_false(pthread_equal(fast.threads[3], pthread_self()));
 
-    /* Left to a host that goes away: woken for it (a queue never run by the host, not marked
-     * slow however slow the machine). */
+    /* Left to a host that will not run it, then to one that goes away: the workers are woken
+     * for it (a queue never run by the host, not marked slow however slow the machine). */
     sleep_ms(200); /* the workers waiting again */
     commit_items(d, ql, &b, 1);
     sleep_ms(100);
     assert_int_equal(atomic_load(&left.n), 0);
-    mqtt__dispatch_host(d, 0);
+    mqtt__dispatch_wake(d); /* a host that will not run it */
     assert_int_equal(mqtt__queue_flush(ql, BOUND_MS), 0);
     assert_int_equal(atomic_load(&left.n), 1);
+    sleep_ms(200);
+    commit_items(d, ql, &b, 1);
+    sleep_ms(100);
+    assert_int_equal(atomic_load(&left.n), 1);
+    mqtt__dispatch_host(d, 0);
+    assert_int_equal(mqtt__queue_flush(ql, BOUND_MS), 0);
+    assert_int_equal(atomic_load(&left.n), 2);
 
     mqtt__batch_free(&b);
     mqtt__queue_close(qf, false, 0);

@@ -672,6 +672,11 @@ bool mqtt__dispatch_ready(mqtt_dispatch_t *d)
     return ready;
 }
 
+void mqtt__dispatch_wake(mqtt_dispatch_t *d)
+{
+    pthread_cond_broadcast(&d->cond);
+}
+
 size_t mqtt__dispatch_run_here(mqtt_dispatch_t *d)
 {
     size_t done = 0;

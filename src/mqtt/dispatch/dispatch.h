@@ -203,6 +203,9 @@ size_t mqtt__dispatch_run_here(mqtt_dispatch_t *d);
 /** @brief True when queues wait on the run list (for a host: run them). Thread: any. */
 bool mqtt__dispatch_ready(mqtt_dispatch_t *d);
 
+/** @brief Wakes the workers for what waits on the run list (a host that will not run it). */
+void mqtt__dispatch_wake(mqtt_dispatch_t *d);
+
 /**
  * @brief Pushes an item of no size behind the others, whatever the bounds (for an item that
  * ends the queue's life, such as one that closes it from its own deliver call): never refused for
