@@ -317,6 +317,52 @@ static void test_session_expiry(void **st)
 
 /* ---- a persistent session across a broker restart -------------------------------------------- */
 
+/* Starts the broker with persistence in a new folder `dir` (a mkdtemp template). */
+static void start_persistent_broker(state_t *s, char *dir)
+{
+    char extra[128];
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(extra, sizeof(extra), "persistence true\npersistence_location %s/\n", dir);
+    start_broker(s, extra);
+}
+
+static void remove_persistence(const char *dir)
+{
+    char path[160];
+
+    snprintf(path, sizeof(path), "%s/mosquitto.db", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* Publishes "1" .. "n" on `topic` at QoS 1 from a client of the broker (each acknowledged). */
+static void publish_numbered(state_t *s, const char *topic, int n)
+{
+    tc_client_t *pub = tc_connect(tb_broker_port(s->broker), NULL);
+
+    assert_non_null(pub);
+    for (int i = 1; i <= n; i++) {
+        char payload[16];
+        snprintf(payload, sizeof(payload), "%d", i);
+        assert_int_equal(tc_publish(pub, topic, payload, strlen(payload), 1, false), 0);
+    }
+    tc_disconnect(pub);
+}
+
+/* The listener got "1" .. "n" on `topic`, once each, in order (and nothing more meanwhile). */
+static void assert_numbered(mf_listener_t *l, const char *topic, int n)
+{
+    assert_true(mf_listener_wait(l, topic, (size_t)n, MF_WAIT_MS * 2));
+    usleep(MF_QUIET_MS * 1000);
+    pthread_mutex_lock(&l->lock);
+    assert_int_equal(l->count, n);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(strtol(l->msgs[i].payload, NULL, 10), i + 1);
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
 #define EXACT "clean_session", "false", "client_id", "exact-1", "reconnect_min", "1"
 #define EXACT_N 300
 
@@ -328,11 +374,9 @@ static void test_session_across_broker_restart(void **st)
     state_t *s = *st;
     const char *t[] = {"exact/#"};
     mf_listener_t l = {0};
-    char dir[] = "/tmp/pelix-persist-XXXXXX", extra[128], path[160];
+    char dir[] = "/tmp/pelix-persist-XXXXXX";
 
-    assert_non_null(mkdtemp(dir));
-    snprintf(extra, sizeof(extra), "persistence true\npersistence_location %s/\n", dir);
-    start_broker(s, extra);
+    start_persistent_broker(s, dir);
     int port = tb_broker_port(s->broker);
     mf_listen(&s->fx, &l, t, 1, false, 1);
     char *pid = mf_create(&s->fx, port, EXACT, NULL);
@@ -341,33 +385,17 @@ static void test_session_across_broker_restart(void **st)
     mf_update(&s->fx, pid, port, EXACT, "enabled", "false", NULL);
     assert_true(mf_wait_no_connection(&s->fx, pid, MF_WAIT_MS));
 
-    tc_client_t *pub = tc_connect(port, "exact-pub");
-    assert_non_null(pub);
-    for (int i = 1; i <= EXACT_N; i++) {
-        char payload[16];
-        snprintf(payload, sizeof(payload), "%d", i);
-        assert_int_equal(tc_publish(pub, "exact/t", payload, strlen(payload), 1, false), 0);
-    }
-    tc_disconnect(pub);
+    publish_numbered(s, "exact/t", EXACT_N);
     assert_int_equal(tb_broker_stop(s->broker), 0); /* SIGTERM: the broker saves its sessions */
     assert_int_equal(tb_broker_restart(s->broker), 0);
 
     mf_update(&s->fx, pid, port, EXACT, NULL);
     assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
-    assert_true(mf_listener_wait(&l, "exact/t", EXACT_N, MF_WAIT_MS));
-    usleep(MF_QUIET_MS * 1000);
-    pthread_mutex_lock(&l.lock);
-    assert_int_equal(l.count, EXACT_N);
-    for (int i = 0; i < EXACT_N; i++) {
-        assert_int_equal(strtol(l.msgs[i].payload, NULL, 10), i + 1);
-    }
-    pthread_mutex_unlock(&l.lock);
+    assert_numbered(&l, "exact/t", EXACT_N);
     mf_unlisten(&l);
     mf_listener_destroy(&l);
     free(pid);
-    snprintf(path, sizeof(path), "%s/mosquitto.db", dir);
-    unlink(path);
-    rmdir(dir);
+    remove_persistence(dir);
 }
 
 #define FLY                                                                                        \
@@ -382,11 +410,9 @@ static void test_inflight_across_broker_restart(void **st)
     state_t *s = *st;
     const char *t[] = {"fly/#"};
     mf_listener_t l = {0};
-    char dir[] = "/tmp/pelix-persist-XXXXXX", extra[128], path[160];
+    char dir[] = "/tmp/pelix-persist-XXXXXX";
 
-    assert_non_null(mkdtemp(dir));
-    snprintf(extra, sizeof(extra), "persistence true\npersistence_location %s/\n", dir);
-    start_broker(s, extra);
+    start_persistent_broker(s, dir);
     tp_proxy_t *proxy = tp_proxy_start(tb_broker_port(s->broker));
     assert_non_null(proxy);
     mf_listen(&s->fx, &l, t, 1, false, 1);
@@ -395,37 +421,21 @@ static void test_inflight_across_broker_restart(void **st)
     assert_true(tb_broker_wait_log(s->broker, "\tfly/# (QoS 1)", 1, MF_WAIT_MS));
 
     tp_proxy_stall(proxy, true);
-    tc_client_t *pub = tc_connect(tb_broker_port(s->broker), "fly-pub");
-    assert_non_null(pub);
-    for (int i = 1; i <= FLY_N; i++) {
-        char payload[16];
-        snprintf(payload, sizeof(payload), "%d", i);
-        assert_int_equal(tc_publish(pub, "fly/t", payload, strlen(payload), 1, false), 0);
-    }
-    tc_disconnect(pub);
+    publish_numbered(s, "fly/t", FLY_N);
     assert_int_equal(tb_broker_stop(s->broker), 0);
     tp_proxy_cut(proxy); /* what the broker had sent is gone with the link */
     tp_proxy_stall(proxy, false);
     assert_int_equal(mf_listener_count(&l, "fly/t"), 0);
     assert_int_equal(tb_broker_restart(s->broker), 0);
 
-    assert_true(mf_listener_wait(&l, "fly/t", FLY_N, MF_WAIT_MS * 2));
-    usleep(MF_QUIET_MS * 1000);
-    pthread_mutex_lock(&l.lock);
-    assert_int_equal(l.count, FLY_N);
-    for (int i = 0; i < FLY_N; i++) {
-        assert_int_equal(strtol(l.msgs[i].payload, NULL, 10), i + 1);
-    }
-    pthread_mutex_unlock(&l.lock);
+    assert_numbered(&l, "fly/t", FLY_N);
     assert_true(tb_broker_log_contains(s->broker, "Sending PUBLISH to fly-1 (d1") > 0);
     mf_unlisten(&l);
     mf_listener_destroy(&l);
     mf_delete(&s->fx, pid);
     tp_proxy_free(proxy);
     free(pid);
-    snprintf(path, sizeof(path), "%s/mosquitto.db", dir);
-    unlink(path);
-    rmdir(dir);
+    remove_persistence(dir);
 }
 
 /* ---- MQTT 5 message properties --------------------------------------------------------------- */

@@ -596,12 +596,12 @@ void mqtt__dispatch_commit(mqtt_dispatch_t *d, mqtt_batch_t *b)
 {
     mqtt_queue_t *ready = NULL, *ready_last = NULL;
     size_t n = 0;
-    /* A small batch is left to the host, which runs it before it waits again: no wake-up. */
-    bool wake = atomic_load(&d->host_slow_us) <= 0 || b->n > MQTT_DISPATCH_HERE;
 
     if (!d || !b || !b->first) {
         return;
     }
+    /* A small batch is left to the host, which runs it before it waits again: no wake-up. */
+    bool wake = atomic_load(&d->host_slow_us) <= 0 || b->n > MQTT_DISPATCH_HERE;
     for (mqtt_queue_t *q = b->first, *next; q; q = next) {
         mqtt_release_fn release = q->release;
         size_t first = q->batch_first;

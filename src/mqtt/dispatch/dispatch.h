@@ -181,11 +181,11 @@ void mqtt__batch_free(mqtt_batch_t *b);
  * @brief Declares (`slow_us` > 0) or withdraws (<= 0) a host: a thread that calls
  * mqtt__dispatch_run_here() after each commit, before it waits for anything. A queue whose run
  * by the host took longer than `slow_us` microseconds is left to the workers from then on.
- * While there is a host, mqtt__dispatch_commit() wakes no
- * worker for a batch of at most MQTT_DISPATCH_HERE items whose queues all run fast: a message
- * for one listener is then delivered without a thread switch (on a loaded machine, a worker's
- * wake-up cost more CPU and latency than the rest of the message). Withdrawing wakes the workers
- * for what was left. Thread: any.
+ * While there is a host, mqtt__dispatch_commit() wakes no worker for a batch of at most
+ * MQTT_DISPATCH_HERE items whose queues all run fast: a message for one listener is then
+ * delivered without a thread switch (on a loaded machine, a worker's wake-up cost more CPU and
+ * latency than the rest of the message). Withdrawing wakes the workers for what was left.
+ * Thread: any.
  */
 void mqtt__dispatch_host(mqtt_dispatch_t *d, long slow_us);
 
