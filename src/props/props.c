@@ -5,10 +5,45 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "props/props_internal.h"
 #include "util/util.h"
+
+/* The keys of nearly every properties object of the product: a registration's (registry.h), a
+ * configuration's (configadmin.h), an MQTT connection's (mqtt.h). An entry with one of them
+ * points here instead of owning a copy: an idle broker connection holds about a dozen such keys,
+ * a 32-byte allocation each otherwise. */
+static const char common_keys[] = "objectClass\0service.id\0service.ranking\0service.pid\0"
+                                  "service.factoryPid\0id\0host\0port\0keepalive\0"
+                                  "pelix.mqtt.topics";
+
+static bool key_is_common(const char *key)
+{
+    uintptr_t k = (uintptr_t)key, start = (uintptr_t)common_keys;
+    return k >= start && k < start + sizeof(common_keys);
+}
+
+const char *props__key_dup(const char *key)
+{
+    if (key_is_common(key)) {
+        return key;
+    }
+    for (const char *k = common_keys; k < common_keys + sizeof(common_keys); k += strlen(k) + 1) {
+        if (strcmp(k, key) == 0) {
+            return k;
+        }
+    }
+    return pelix__strdup(key);
+}
+
+void props__key_free(const char *key)
+{
+    if (key && !key_is_common(key)) {
+        pelix__free((char *)key);
+    }
+}
 
 pelix_props_t *pelix_props_new(void)
 {
@@ -24,7 +59,7 @@ static void entry_free(struct pelix_props_entry *e)
     if (v && v->type == PELIX_TYPE_STRING && pelix_props_is_secret_key(e->key)) {
         explicit_bzero(v->u.s, strlen(v->u.s));
     }
-    pelix__free(e->key);
+    props__key_free(e->key);
     pelix_value_free(v);
 }
 
@@ -57,10 +92,10 @@ pelix_props_t *pelix_props_copy(const pelix_props_t *p)
     }
     for (size_t i = 0; i < p->count; i++) {
         struct pelix_props_entry *e = &c->entries[c->count];
-        e->key = pelix__strdup(p->entries[i].key);
+        e->key = props__key_dup(p->entries[i].key);
         e->value = pelix_value_copy(p->entries[i].value);
         if (!e->key || !e->value) {
-            pelix__free(e->key);
+            props__key_free(e->key);
             pelix_value_free(e->value);
             return pelix_props_free(c);
         }
@@ -152,16 +187,16 @@ bool pelix_props_get_bool(const pelix_props_t *p, const char *key, bool def)
 int props__set_owned(pelix_props_t *p, const char *key, pelix_value_t *v)
 {
     struct pelix_props_entry *old;
-    char *kcopy;
+    const char *kcopy;
     size_t at;
 
     if (!p || !key || !v || !*key || !pelix__utf8_valid(key, strlen(key))) {
         pelix_value_free(v);
         return -EINVAL;
     }
-    kcopy = pelix__strdup(key);
+    kcopy = props__key_dup(key);
     if (!kcopy || pelix__grow((void **)&p->entries, &p->cap, p->count + 1, sizeof(*p->entries))) {
-        pelix__free(kcopy);
+        props__key_free(kcopy);
         pelix_value_free(v);
         return -ENOMEM;
     }

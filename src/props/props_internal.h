@@ -15,14 +15,14 @@ struct pelix_value {
         bool b;
         struct {
             pelix_value_t **items;
-            size_t count;
-            size_t cap;
+            uint32_t count;
+            uint32_t cap;
         } list;
     } u;
 };
 
 struct pelix_props_entry {
-    char *key;
+    const char *key; /* owned, unless one of the common keys (props__key_dup) */
     pelix_value_t *value;
 };
 
@@ -33,6 +33,10 @@ struct pelix_props {
     size_t cap;
 };
 
+/* A key to store in an entry: the shared copy of a common key, else a new one (NULL without
+ * memory). props__key_free() releases it. */
+const char *props__key_dup(const char *key);
+void props__key_free(const char *key);
 /* Sets `key` to `v`, taking ownership of `v` (freed on failure). */
 int props__set_owned(pelix_props_t *p, const char *key, pelix_value_t *v);
 /* Appends `s` as a JSON string literal, escaped as Python's json module does (ASCII only). */

@@ -95,14 +95,26 @@ pelix_value_t *pelix_value_new_strings(const char *const *items, size_t count)
     return list;
 }
 
+/* Room for `n` items (the counts are 32-bit: a value is 24 bytes, a 32-byte block). */
+static int list_grow(pelix_value_t *list, size_t n)
+{
+    size_t cap = list->u.list.cap;
+
+    if (n > UINT32_MAX ||
+        pelix__grow((void **)&list->u.list.items, &cap, n, sizeof(pelix_value_t *)) < 0) {
+        return -ENOMEM;
+    }
+    list->u.list.cap = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+    return 0;
+}
+
 int pelix_value_list_append(pelix_value_t *list, pelix_value_t *item)
 {
     if (!list || !item || list->type != PELIX_TYPE_LIST) {
         pelix_value_free(item);
         return -EINVAL;
     }
-    if (pelix__grow((void **)&list->u.list.items, &list->u.list.cap, list->u.list.count + 1,
-                    sizeof(pelix_value_t *)) < 0) {
+    if (list_grow(list, (size_t)list->u.list.count + 1) < 0) {
         pelix_value_free(item);
         return -ENOMEM;
     }
@@ -122,9 +134,7 @@ pelix_value_t *pelix_value_copy(const pelix_value_t *v)
         return pelix_value_new_string(v->u.s);
     case PELIX_TYPE_LIST:
         c = pelix_value_new_list();
-        if (c && v->u.list.count &&
-            pelix__grow((void **)&c->u.list.items, &c->u.list.cap, v->u.list.count,
-                        sizeof(pelix_value_t *)) < 0) {
+        if (c && v->u.list.count && list_grow(c, v->u.list.count) < 0) {
             return pelix_value_free(c);
         }
         for (size_t i = 0; c && i < v->u.list.count; i++) {

@@ -1,7 +1,8 @@
 /*
  * Open-addressing hash map with linear probing and tombstones. Keys are borrowed strings or
- * positive longs; the table doubles when 3/4 full (tombstones included) and rehashes in place of
- * the old table, which also drops the tombstones.
+ * positive longs; when 3/4 full (tombstones included) the table is rebuilt without tombstones, at
+ * most half full. A slot is two words: maps index every broker connection, registration and
+ * configuration, so their size is part of what an idle connection costs.
  */
 #include <errno.h>
 #include <string.h>
@@ -9,11 +10,15 @@
 #include "util/util.h"
 
 struct pelix_map_slot {
-    const char *skey; /* string maps: NULL = empty */
-    long lkey;        /* long maps: 0 = empty */
-    void *value;      /* NULL with a key set = tombstone */
-    bool tomb;
+    union {
+        const char *s; /* string maps: NULL = empty */
+        long l;        /* long maps: 0 = empty */
+    } key;
+    void *value; /* TOMB with a key set: a removed entry */
 };
+
+static char tomb_mark;
+#define TOMB ((void *)&tomb_mark)
 
 static uint64_t hash_str(const char *s)
 {
@@ -56,7 +61,7 @@ void pelix__map_clear(pelix_map_t *m)
 
 static bool slot_empty(const pelix_map_t *m, const struct pelix_map_slot *s)
 {
-    return m->strings ? s->skey == NULL : s->lkey == 0;
+    return m->strings ? s->key.s == NULL : s->key.l == 0;
 }
 
 static struct pelix_map_slot *find(const pelix_map_t *m, const char *skey, long lkey)
@@ -73,7 +78,7 @@ static struct pelix_map_slot *find(const pelix_map_t *m, const char *skey, long 
         if (slot_empty(m, s)) {
             return NULL;
         }
-        if (!s->tomb && (m->strings ? strcmp(s->skey, skey) == 0 : s->lkey == lkey)) {
+        if (s->value != TOMB && (m->strings ? strcmp(s->key.s, skey) == 0 : s->key.l == lkey)) {
             return s;
         }
         i = (i + 1) & mask;
@@ -90,15 +95,15 @@ static int rehash(pelix_map_t *m, size_t ncap)
         return -ENOMEM;
     }
     m->slots = slots;
-    m->cap = ncap;
+    m->cap = (uint32_t)ncap;
     m->used = m->count;
     for (size_t i = 0; i < ocap; i++) {
         struct pelix_map_slot *s = &old[i];
         size_t j;
-        if (slot_empty(m, s) || s->tomb) {
+        if (slot_empty(m, s) || s->value == TOMB) {
             continue;
         }
-        j = (size_t)(m->strings ? hash_str(s->skey) : hash_long(s->lkey)) & (ncap - 1);
+        j = (size_t)(m->strings ? hash_str(s->key.s) : hash_long(s->key.l)) & (ncap - 1);
         while (!slot_empty(m, &slots[j])) {
             j = (j + 1) & (ncap - 1);
         }
@@ -114,14 +119,20 @@ static int put(pelix_map_t *m, const char *skey, long lkey, void *value)
     size_t i, mask;
 
     if (s) {
-        s->skey = skey; /* the new value may own its key: the old one may go with the old value */
+        if (m->strings) {
+            s->key.s =
+                skey; /* the new value may own its key: the old one may go with the old value */
+        }
         s->value = value;
         return 0;
     }
-    if ((m->used + 1) * 4 > m->cap * 3) {
+    if (((size_t)m->used + 1) * 4 > (size_t)m->cap * 3) {
         size_t ncap = m->cap ? m->cap : 8;
-        while ((m->count + 1) * 4 > ncap * 3 / 2) {
+        while (((size_t)m->count + 1) * 2 > ncap) {
             ncap *= 2;
+        }
+        if (ncap > UINT32_MAX / 2) {
+            return -ENOMEM;
         }
         if (rehash(m, ncap) < 0) {
             return -ENOMEM;
@@ -129,17 +140,19 @@ static int put(pelix_map_t *m, const char *skey, long lkey, void *value)
     }
     mask = m->cap - 1;
     i = (size_t)(m->strings ? hash_str(skey) : hash_long(lkey)) & mask;
-    while (!slot_empty(m, &m->slots[i]) && !m->slots[i].tomb) {
+    while (!slot_empty(m, &m->slots[i]) && m->slots[i].value != TOMB) {
         i = (i + 1) & mask;
     }
     s = &m->slots[i];
     if (slot_empty(m, s)) {
         m->used++;
     }
-    s->skey = skey;
-    s->lkey = lkey;
+    if (m->strings) {
+        s->key.s = skey;
+    } else {
+        s->key.l = lkey;
+    }
     s->value = value;
-    s->tomb = false;
     m->count++;
     return 0;
 }
@@ -153,8 +166,7 @@ static void *take(pelix_map_t *m, const char *skey, long lkey)
         return NULL;
     }
     value = s->value;
-    s->tomb = true;
-    s->value = NULL;
+    s->value = TOMB;
     m->count--;
     return value;
 }
@@ -199,12 +211,12 @@ bool pelix__map_next(const pelix_map_t *m, size_t *pos, const char **ret_skey, l
 {
     for (; *pos < m->cap; (*pos)++) {
         const struct pelix_map_slot *s = &m->slots[*pos];
-        if (!slot_empty(m, s) && !s->tomb) {
+        if (!slot_empty(m, s) && s->value != TOMB) {
             if (ret_skey) {
-                *ret_skey = s->skey;
+                *ret_skey = m->strings ? s->key.s : NULL;
             }
             if (ret_lkey) {
-                *ret_lkey = s->lkey;
+                *ret_lkey = m->strings ? 0 : s->key.l;
             }
             if (ret_value) {
                 *ret_value = s->value;

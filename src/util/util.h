@@ -79,9 +79,9 @@ void pelix__log(const pelix_logger_t *logger, pelix_log_level_t level, const cha
  */
 typedef struct pelix_map {
     struct pelix_map_slot *slots;
-    size_t cap;
-    size_t count;
-    size_t used; /* count + tombstones */
+    uint32_t cap;
+    uint32_t count;
+    uint32_t used; /* count + tombstones */
     bool strings;
 } pelix_map_t;
 

@@ -529,7 +529,22 @@ static void test_props_key_aliasing(void **state)
     assert_true(pelix_props_get_long(p, "key", 0) == 2);
     assert_int_equal(pelix_props_remove(p, pelix_props_key_at(p, 0)), 0);
     assert_int_equal(pelix_props_size(p), 0);
+
+    /* Common keys (objectClass, host...) are shared by every props, not owned by one: copies,
+     * replacements, removals and frees keep the other props' keys (ASan checks). */
+    assert_int_equal(pelix_props_set_long(p, "objectClass", 1), 0);
+    assert_int_equal(pelix_props_set_long(p, "host", 2), 0);
+    pelix_props_t *c = pelix_props_copy(p);
+    assert_non_null(c);
+    assert_ptr_equal(pelix_props_key_at(c, 0), pelix_props_key_at(p, 0));
+    assert_int_equal(pelix_props_set_long(p, pelix_props_key_at(c, 0), 3), 0);
+    assert_int_equal(pelix_props_set_long(c, "OBJECTCLASS", 4), 0);
+    assert_string_equal(pelix_props_key_at(c, 0), "OBJECTCLASS"); /* sorted by bytes */
+    assert_int_equal(pelix_props_remove(p, "host"), 0);
     pelix_props_free(p);
+    assert_string_equal(pelix_props_key_at(c, 1), "host");
+    assert_true(pelix_props_get_long(c, "objectclass", 0) == 4);
+    pelix_props_free(c);
 }
 
 static void test_secret_keys(void **state)
