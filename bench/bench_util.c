@@ -53,7 +53,23 @@ long bu_proc_kb(pid_t pid, const char *key)
 
 long bu_rss_kb(void)
 {
-    return bu_proc_kb(0, "VmRSS:");
+    /* VmRSS is the kernel's per-CPU counter read without summing the CPUs' pending updates
+     * (Linux >= 6.2): it can be off by hundreds of KiB in a process with threads. smaps_rollup
+     * walks the page tables: the pages present now. */
+    char line[256];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+
+    if (f) {
+        while (fgets(line, sizeof(line), f)) {
+            if (strncmp(line, "Rss:", 4) == 0) {
+                kb = strtol(line + 4, NULL, 10);
+                break;
+            }
+        }
+        fclose(f);
+    }
+    return kb >= 0 ? kb : bu_proc_kb(0, "VmRSS:");
 }
 
 long bu_hwm_kb(void)

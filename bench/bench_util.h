@@ -31,8 +31,10 @@ double bu_cpu_us(void);
 /* A field of /proc/<pid>/status in KiB ("VmRSS:", "VmHWM:"); pid 0: this process; 0 if
  * unknown. */
 long bu_proc_kb(pid_t pid, const char *key);
-/* Resident set of this process in KiB (VmRSS), and its peak (VmHWM); 0 if unknown. */
+/* Resident set of this process in KiB, counted from its page tables (smaps_rollup; VmRSS where
+ * that file is missing). */
 long bu_rss_kb(void);
+/* Peak resident set of this process in KiB (VmHWM); 0 if unknown. */
 long bu_hwm_kb(void);
 void bu_sleep_ms(long ms);
 /* The payload of every flow: BU_PAYLOAD bytes, the sequence number and the send time
