@@ -91,18 +91,17 @@ void ca__unlock(pelix_configadmin_t *ca)
 static pelix_configuration_t *config_new(pelix_configadmin_t *ca, const char *pid,
                                          const char *factory_pid)
 {
-    pelix_configuration_t *c = pelix__calloc(1, sizeof(*c));
+    /* One block: the PIDs follow the configuration (one per broker connection, say). */
+    size_t plen = strlen(pid) + 1, flen = factory_pid ? strlen(factory_pid) + 1 : 0;
+    pelix_configuration_t *c = pelix__calloc(1, sizeof(*c) + plen + flen);
 
     if (!c) {
         return NULL;
     }
     atomic_init(&c->refs, 1);
-    c->pid = pelix__strdup(pid);
-    c->factory_pid = factory_pid ? pelix__strdup(factory_pid) : NULL;
-    if (!c->pid || (factory_pid && !c->factory_pid) ||
-        pelix__map_put_str(&ca->configs, c->pid, c) < 0) {
-        pelix__free(c->pid);
-        pelix__free(c->factory_pid);
+    c->pid = memcpy((char *)(c + 1), pid, plen);
+    c->factory_pid = factory_pid ? memcpy(c->pid + plen, factory_pid, flen) : NULL;
+    if (pelix__map_put_str(&ca->configs, c->pid, c) < 0) {
         pelix__free(c);
         return NULL;
     }
@@ -124,9 +123,7 @@ pelix_configuration_t *pelix_configuration_unref(pelix_configuration_t *c)
     if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
         pelix_configadmin_t *ca = c->ca;
         pelix_props_free(c->props);
-        pelix__free(c->pid);
-        pelix__free(c->factory_pid);
-        pelix__free(c);
+        pelix__free(c); /* and its PIDs */
         ca_unref(ca);
     }
     return NULL;
@@ -168,7 +165,7 @@ static bool set_props(pelix_configadmin_t *ca, pelix_configuration_t *c, pelix_p
         return false;
     }
     pelix_props_free(c->props);
-    c->props = props;
+    c->props = props__freeze(props); /* replaced, never changed in place */
     targets__notify(ca, c);
     return true;
 }

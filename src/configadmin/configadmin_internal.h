@@ -17,6 +17,7 @@
 #include <pelix/configadmin.h>
 #include <pelix/tracker.h>
 
+#include "props/freeze.h"
 #include "util/util.h"
 
 /* ---- notifier -------------------------------------------------------------------------------- */
@@ -83,9 +84,9 @@ void watcher__stop(watcher_t *w);
 struct pelix_configuration {
     atomic_int refs;
     pelix_configadmin_t *ca; /* referenced */
-    char *pid;
-    char *factory_pid;
-    pelix_props_t *props; /* NULL until updated */
+    char *pid;               /* in the same block */
+    char *factory_pid;       /* in the same block, or NULL */
+    pelix_props_t *props; /* NULL until updated; frozen (props/freeze.h): replaced, not changed */
     bool deleted;
     bool stored; /* its file exists (written or read by us) */
 };

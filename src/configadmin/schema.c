@@ -121,7 +121,7 @@ int pelix_configadmin_set_schema(pelix_configadmin_t *ca, const char *pid,
         typed = pelix_props_copy(c->props);
         if (typed && pelix_props_coerce(typed, s->entries, s->count, &why) == 0) {
             pelix_props_free(c->props);
-            c->props = typed;
+            c->props = props__freeze(typed);
         } else {
             pelix_props_free(typed);
             ca__log(ca, PELIX_LOG_WARNING, "configuration '%s' does not match its schema: %s",

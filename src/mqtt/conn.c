@@ -294,12 +294,13 @@ int mqtt__conn_publish(conn_t *c, const char *topic, const void *payload, size_t
 
 conn_t *mqtt__conn_new(mqtt_service_t *s, const char *pid, conn_config_t *cfg)
 {
-    conn_t *c = pelix__calloc(1, sizeof(*c));
+    size_t plen = strlen(pid) + 1;
+    conn_t *c = pelix__calloc(1, sizeof(*c) + plen); /* the PID follows */
 
-    if (!c || !(c->pid = pelix__strdup(pid))) {
-        pelix__free(c);
+    if (!c) {
         return NULL;
     }
+    c->pid = memcpy((char *)(c + 1), pid, plen);
     unsigned serial = atomic_fetch_add(&serials, 1) % 32767u + 1u; /* 1..32767: tokens > 0 */
 
     atomic_init(&c->refs, 1);
@@ -359,8 +360,7 @@ void mqtt__conn_unref(conn_t *c)
         pelix__free(c->last_error);
         pelix__free(c->failure);
         pelix__free(c->tls_error);
-        pelix__free(c->pid);
-        pelix__free(c);
+        pelix__free(c); /* and its PID */
     }
 }
 

@@ -57,15 +57,15 @@ typedef struct conn_config {
     char *username; /* NULL: none */
     char *password; /* NULL: none; never logged */
     bool clean_session;
-    int protocol; /* MQTT_PROTOCOL_V31, V311 or V5 */
     bool enabled; /* false: configured but never connected (state "disabled") */
+    int protocol; /* MQTT_PROTOCOL_V31, V311 or V5 */
     long max_inflight;
-    uint32_t session_expiry; /* MQTT 5 (seconds; UINT32_MAX: never); else 0 */
     conn_message_t will, birth, close;
     conn_tls_t tls;
     /* offline queue (offline.c) */
     long max_queued_messages; /* 0: no queue */
     long max_queued_bytes;
+    uint32_t session_expiry; /* MQTT 5 (seconds; UINT32_MAX: never); else 0 */
     bool queue_qos0;
     bool drop_oldest; /* drop_policy "oldest"; else the newest is refused */
 } conn_config_t;
@@ -127,7 +127,7 @@ typedef struct attempt {
 struct conn {
     atomic_int refs;
     mqtt_service_t *svc;
-    char *pid;
+    char *pid; /* in the same block */
     conn_config_t cfg;
     /* network thread only */
     conn_state_t state;

@@ -19,7 +19,7 @@ static const char common_keys[] = "objectClass\0service.id\0service.ranking\0ser
                                   "service.factoryPid\0id\0host\0port\0keepalive\0"
                                   "pelix.mqtt.topics";
 
-static bool key_is_common(const char *key)
+bool props__key_is_common(const char *key)
 {
     uintptr_t k = (uintptr_t)key, start = (uintptr_t)common_keys;
     return k >= start && k < start + sizeof(common_keys);
@@ -27,7 +27,7 @@ static bool key_is_common(const char *key)
 
 const char *props__key_dup(const char *key)
 {
-    if (key_is_common(key)) {
+    if (props__key_is_common(key)) {
         return key;
     }
     for (const char *k = common_keys; k < common_keys + sizeof(common_keys); k += strlen(k) + 1) {
@@ -40,7 +40,7 @@ const char *props__key_dup(const char *key)
 
 void props__key_free(const char *key)
 {
-    if (key && !key_is_common(key)) {
+    if (key && !props__key_is_common(key)) {
         pelix__free((char *)key);
     }
 }
@@ -66,6 +66,17 @@ static void entry_free(struct pelix_props_entry *e)
 pelix_props_t *pelix_props_free(pelix_props_t *p)
 {
     if (!p) {
+        return NULL;
+    }
+    if (props__frozen(p)) {
+        /* One block (freeze.c): only the secrets need clearing. */
+        for (size_t i = 0; i < p->count; i++) {
+            const pelix_value_t *v = p->entries[i].value;
+            if (v->type == PELIX_TYPE_STRING && pelix_props_is_secret_key(p->entries[i].key)) {
+                explicit_bzero(v->u.s, strlen(v->u.s));
+            }
+        }
+        pelix__free(p);
         return NULL;
     }
     for (size_t i = 0; i < p->count; i++) {
@@ -190,7 +201,7 @@ int props__set_owned(pelix_props_t *p, const char *key, pelix_value_t *v)
     const char *kcopy;
     size_t at;
 
-    if (!p || !key || !v || !*key || !pelix__utf8_valid(key, strlen(key))) {
+    if (!p || !key || !v || !*key || !pelix__utf8_valid(key, strlen(key)) || props__frozen(p)) {
         pelix_value_free(v);
         return -EINVAL;
     }
@@ -283,7 +294,7 @@ int pelix_props_remove(pelix_props_t *p, const char *key)
     struct pelix_props_entry *e;
     size_t at;
 
-    if (!p || !key) {
+    if (!p || !key || props__frozen(p)) {
         return -EINVAL;
     }
     e = find(p, key);

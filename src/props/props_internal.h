@@ -30,12 +30,18 @@ struct pelix_props_entry {
 struct pelix_props {
     struct pelix_props_entry *entries;
     size_t count;
-    size_t cap;
+    size_t cap; /* 0 with entries: frozen, one read-only block (freeze.c) */
 };
+
+static inline bool props__frozen(const pelix_props_t *p)
+{
+    return p->cap == 0 && p->count > 0;
+}
 
 /* A key to store in an entry: the shared copy of a common key, else a new one (NULL without
  * memory). props__key_free() releases it. */
 const char *props__key_dup(const char *key);
+bool props__key_is_common(const char *key);
 void props__key_free(const char *key);
 /* Sets `key` to `v`, taking ownership of `v` (freed on failure). */
 int props__set_owned(pelix_props_t *p, const char *key, pelix_value_t *v);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "props/freeze.h"
 #include "registry/registry_internal.h"
 
 /* ---- holders --------------------------------------------------------------------------------- */
@@ -65,7 +66,7 @@ snap_t *reg__snap_new(pelix_props_t *props)
         return NULL;
     }
     atomic_init(&s->refs, 1);
-    s->props = props;
+    s->props = props__freeze(props); /* read only from now on, kept as long as it is used */
     return s;
 }
 

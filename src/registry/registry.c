@@ -48,13 +48,8 @@ static void svc_free(pelix_registry_t *r, svc_reg_t *s)
             pelix__free(h);
         }
     }
-    for (size_t i = 0; i < s->nspecs; i++) {
-        pelix__free(s->specs[i]);
-    }
-    pelix__free(s->specs);
-    pelix__free(s->links);
     reg__snap_unref(s->props);
-    pelix__free(s);
+    pelix__free(s); /* and its links and specification names */
 }
 
 void reg__svc_unref(pelix_registry_t *r, svc_reg_t *s)
@@ -253,30 +248,30 @@ static snap_t *standard_props(pelix_props_t *props, svc_reg_t *s, int *ret_rc)
 
 static svc_reg_t *svc_new(const char *const *specs, size_t count, void *svc)
 {
-    svc_reg_t *s = pelix__calloc(1, sizeof(*s));
+    /* One block: the links, then the specification names (one registration per broker
+     * connection, say). `count` and the names were checked by the caller. */
+    size_t size = sizeof(svc_reg_t) + (count + 1) * sizeof(link_t) + count * sizeof(char *);
+    for (size_t i = 0; i < count && count < SIZE_MAX / 64; i++) {
+        size_t len = strlen(specs[i]) + 1;
+        size = size + len < size ? SIZE_MAX : size + len;
+    }
+    svc_reg_t *s = count < SIZE_MAX / 64 && size < SIZE_MAX ? pelix__calloc(1, size) : NULL;
 
     if (!s) {
         return NULL;
     }
     s->svc = svc;
     s->refs = 1;
-    s->specs = pelix__calloc(count, sizeof(char *));
-    s->links = pelix__calloc(count + 1, sizeof(link_t));
-    if (!s->specs || !s->links) {
-        pelix__free(s->specs);
-        pelix__free(s->links);
-        pelix__free(s);
-        return NULL;
-    }
+    s->links = (link_t *)(s + 1);
+    s->specs = (char **)(s->links + count + 1);
+    char *text = (char *)(s->specs + count);
     for (size_t i = 0; i < count; i++) {
+        size_t len = strlen(specs[i]) + 1;
         s->links[i].reg = s;
-        s->specs[s->nspecs] = pelix__strdup(specs[i]);
-        if (!s->specs[s->nspecs]) {
-            svc_free(NULL, s);
-            return NULL;
-        }
-        s->nspecs++;
+        s->specs[i] = memcpy(text, specs[i], len);
+        text += len;
     }
+    s->nspecs = count;
     s->links[count].reg = s;
     return s;
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "props/freeze.h"
 #include "props/props_internal.h"
 #include "util/util.h"
 
@@ -547,6 +548,63 @@ static void test_props_key_aliasing(void **state)
     pelix_props_free(c);
 }
 
+static void test_props_frozen(void **state)
+{
+    const char *names[] = {"a", "bb"};
+    pelix_props_t *p = pelix_props_new();
+    pelix_value_t *nested = pelix_value_new_list();
+    (void)state;
+
+    assert_int_equal(pelix_props_set_string(p, "host", "broker.example"), 0);
+    assert_int_equal(pelix_props_set_long(p, "port", 8883), 0);
+    assert_int_equal(pelix_props_set_double(p, "Ratio", 0.5), 0);
+    assert_int_equal(pelix_props_set_bool(p, "enabled", true), 0);
+    assert_int_equal(pelix_props_set_string(p, "password", "s3cret"), 0);
+    assert_int_equal(pelix_props_set_strings(p, "objectClass", names, 2), 0);
+    assert_int_equal(pelix_value_list_append(nested, pelix_value_new_strings(names, 2)), 0);
+    assert_int_equal(pelix_value_list_append(nested, pelix_value_new_list()), 0);
+    assert_int_equal(pelix_props_set(p, "nested", nested), 0);
+    pelix_value_free(nested);
+    pelix_props_t *expect = pelix_props_copy(p);
+
+    pelix_props_t *f = props__freeze(p); /* consumes p */
+    assert_non_null(f);
+    assert_true(props__frozen(f));
+    assert_true(pelix_props_equal(f, expect));
+    char *a = dump(f), *b = dump(expect);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    assert_string_equal(pelix_props_get_string(f, "HOST", NULL), "broker.example");
+    assert_true(pelix_props_get_long(f, "port", 0) == 8883);
+    const pelix_value_t *oc = pelix_props_get(f, "objectclass");
+    assert_int_equal(pelix_value_list_size(oc), 2);
+    assert_string_equal(pelix_value_string(pelix_value_list_at(oc, 1)), "bb");
+
+    /* Read only: nothing changes it. */
+    assert_int_equal(pelix_props_set_long(f, "port", 1), -EINVAL);
+    assert_int_equal(pelix_props_set_long(f, "other", 1), -EINVAL);
+    assert_int_equal(pelix_props_remove(f, "port"), -EINVAL);
+    assert_true(pelix_props_equal(f, expect));
+
+    /* A copy is an ordinary props. */
+    pelix_props_t *c = pelix_props_copy(f);
+    assert_false(props__frozen(c));
+    assert_int_equal(pelix_props_set_long(c, "port", 1), 0);
+    assert_int_equal(pelix_props_remove(c, "nested"), 0);
+    pelix_props_free(c);
+
+    /* Empty or NULL: returned as they are. */
+    pelix_props_t *empty = pelix_props_new();
+    assert_ptr_equal(props__freeze(empty), empty);
+    assert_int_equal(pelix_props_set_long(empty, "x", 1), 0);
+    pelix_props_free(empty);
+    assert_null(props__freeze(NULL));
+
+    pelix_props_free(f); /* one block (ASan and LeakSanitizer check) */
+    pelix_props_free(expect);
+}
+
 static void test_secret_keys(void **state)
 {
     static const char *const secret[] = {
@@ -732,6 +790,7 @@ int main(void)
         cmocka_unit_test(test_props_invalid_input),
         cmocka_unit_test(test_props_nested_lists),
         cmocka_unit_test(test_props_key_aliasing),
+        cmocka_unit_test(test_props_frozen),
         cmocka_unit_test(test_secret_keys),
         cmocka_unit_test(test_secret_wiped_when_freed),
         cmocka_unit_test_teardown(test_oom_sweep, reset_alloc),
