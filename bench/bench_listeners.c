@@ -6,8 +6,9 @@
  * with mallinfo2() (allocated chunk bytes and mmap'ed blocks, malloc's own overhead included).
  *
  * Baseline in the same run: the same N (20 000) services with the same properties registered
- * under another specification, which the MQTT service ignores; the difference is the service's
- * cost. Goal G8b: at most 256 bytes per registration beyond its filter text (ratio = bytes / 256,
+ * under another specification of the same length, which the MQTT service ignores; the difference
+ * is the service's cost. Goal G8b: at most 256 bytes per registration beyond its filter text (ratio
+ * = bytes / 256,
  * <= 1.0). One measurement (memory, not time: BENCH_QUICK=1 changes nothing). No broker is
  * involved.
  */
@@ -83,7 +84,9 @@ int main(void)
         fprintf(stderr, "setup failed\n");
         return 2;
     }
-    base = register_all(reg, "bench.other", mqtt, &svc, ids, &filter_bytes);
+    /* A specification name as long as the listener one: the registry keeps the name (and
+     * objectClass) in the registration's blocks, so only the service's own bytes differ. */
+    base = register_all(reg, "bench.other.service", mqtt, &svc, ids, &filter_bytes);
     for (int i = 0; i < N; i++) {
         pelix_registry_unregister(reg, ids[i]);
     }
