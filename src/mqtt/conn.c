@@ -348,6 +348,9 @@ const pelix_props_t *mqtt__conn_props(conn_t *c)
 void mqtt__conn_unref(conn_t *c)
 {
     if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+        if (c->kept) {
+            mosquitto_destroy(c->kept);
+        }
         mqtt__config_clear(&c->cfg);
         pelix_props_free(c->props);
         pelix__map_clear(&c->acks_by_mid);
@@ -418,12 +421,20 @@ static void drop(conn_t *c, bool closing)
     c->mosq = NULL;
     c->active = false;
     pthread_mutex_unlock(&c->lock);
+    /* A persistent session keeps its object for the next attempt (see `kept`). */
+    bool keep = mosq && !closing && !c->cfg.clean_session && !c->kept;
+    if (closing && c->kept) {
+        mosquitto_destroy(c->kept);
+        c->kept = NULL;
+    }
     pthread_mutex_lock(&c->ack_lock);
     while (pelix__map_next(&c->acks_pending, &pos, NULL, &token, NULL)) {
         add_lost(c, (uint64_t)token);
     }
     pelix__map_clear(&c->acks_pending);
-    pelix__map_clear(&c->acks_by_mid);
+    if (!keep && !c->kept) {
+        pelix__map_clear(&c->acks_by_mid);
+    } /* else a kept object sends its publishes in flight again: their acks find their mids */
     pelix__map_clear(&c->acks_early);
     pthread_cond_broadcast(&c->ack_cond);
     pthread_mutex_unlock(&c->ack_lock);
@@ -445,7 +456,11 @@ static void drop(conn_t *c, bool closing)
             mosquitto_disconnect(mosq);
             mosquitto_loop_write(mosq, 1); /* best effort: DISCONNECT, non-blocking */
         }
-        mosquitto_destroy(mosq);
+        if (keep) {
+            c->kept = mosq;
+        } else {
+            mosquitto_destroy(mosq);
+        }
     }
     c->attempt = NULL; /* an attempt still running is abandoned: it cleans up when it reports */
     c->just_connected = c->lost = false;
@@ -510,6 +525,10 @@ void mqtt__conn_attempt_done(mqtt_service_t *s, void *arg)
                        a->rc == MOSQ_ERR_ERRNO ? strerror(a->err_no)
                        : a->rc == MOSQ_ERR_EAI ? "cannot resolve the host name"
                                                : mosquitto_strerror(a->rc));
+        }
+        if (!c->cfg.clean_session && !c->kept) {
+            c->kept = a->mosq; /* for the next attempt, with what it holds of the session */
+            a->mosq = NULL;
         }
         mqtt__attempt_free(a);
         drop(c, false);

@@ -154,6 +154,20 @@ static const char *tls_set(struct mosquitto *mosq, const conn_tls_t *t)
     return NULL;
 }
 
+/* What each attempt of an object sets again: the CONNECT properties of an MQTT 5 session that
+ * outlives its connection, and the log callback (connected() removes it); NULL, or what
+ * libmosquitto refused. */
+static const char *connect_set(attempt_t *a, const conn_config_t *cfg)
+{
+    if (cfg->protocol == MQTT_PROTOCOL_V5 && cfg->session_expiry > 0 &&
+        mosquitto_property_add_int32(&a->props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+                                     cfg->session_expiry) != MOSQ_ERR_SUCCESS) {
+        return "session_expiry refused by libmosquitto";
+    }
+    mosquitto_log_callback_set(a->mosq, on_log);
+    return NULL;
+}
+
 /* The session settings of a new libmosquitto object, and the CONNECT properties of an MQTT 5
  * session that outlives its connection; NULL, or what libmosquitto refused. */
 static const char *session_set(attempt_t *a, const conn_config_t *cfg)
@@ -177,13 +191,7 @@ static const char *session_set(attempt_t *a, const conn_config_t *cfg)
         return why;
     }
     /* 0, the default of MQTT 5, needs no property. */
-    if (cfg->protocol == MQTT_PROTOCOL_V5 && cfg->session_expiry > 0 &&
-        mosquitto_property_add_int32(&a->props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
-                                     cfg->session_expiry) != MOSQ_ERR_SUCCESS) {
-        return "session_expiry refused by libmosquitto";
-    }
-    mosquitto_log_callback_set(mosq, on_log);
-    return NULL;
+    return connect_set(a, cfg);
 }
 
 static void *connector(void *arg)
@@ -234,17 +242,32 @@ int mqtt__attempt_start(conn_t *c, mqtt_connectors_t *h, attempt_t **ret, const 
     a->hub = h;
     a->port = (int)c->cfg.port;
     a->keepalive = (int)c->cfg.keepalive;
-    if (!(a->mosq = mosquitto_new(c->cfg.client_id, c->cfg.clean_session, c))) {
-        rc = errno == EINVAL ? -EINVAL : -ENOMEM;
-        *ret_why = rc == -EINVAL ? "client_id refused by libmosquitto" : NULL;
-        goto fail;
+    if (c->kept) {
+        /* The persistent session's object (conn_t.kept): same settings, since a change of them
+         * makes another connection; libmosquitto resumes what it holds of the session. */
+        a->mosq = c->kept;
+        c->kept = NULL;
+        if ((*ret_why = connect_set(a, &c->cfg)) != NULL) {
+            rc = -EINVAL;
+            goto fail;
+        }
+    } else {
+        /* A new object: no earlier one can acknowledge anything any more. */
+        pthread_mutex_lock(&c->ack_lock);
+        pelix__map_clear(&c->acks_by_mid);
+        pthread_mutex_unlock(&c->ack_lock);
+        if (!(a->mosq = mosquitto_new(c->cfg.client_id, c->cfg.clean_session, c))) {
+            rc = errno == EINVAL ? -EINVAL : -ENOMEM;
+            *ret_why = rc == -EINVAL ? "client_id refused by libmosquitto" : NULL;
+            goto fail;
+        }
+        if ((*ret_why = session_set(a, &c->cfg)) != NULL) {
+            rc = -EINVAL;
+            goto fail;
+        }
+        mosquitto_threaded_set(a->mosq, true);
+        mqtt__conn_callbacks(a->mosq);
     }
-    if ((*ret_why = session_set(a, &c->cfg)) != NULL) {
-        rc = -EINVAL;
-        goto fail;
-    }
-    mosquitto_threaded_set(a->mosq, true);
-    mqtt__conn_callbacks(a->mosq);
     pthread_mutex_lock(&c->ack_lock);
     pelix__free(c->tls_error); /* this attempt's */
     c->tls_error = NULL;

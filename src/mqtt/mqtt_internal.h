@@ -135,6 +135,10 @@ struct conn {
     int64_t next_misc;  /* next mosquitto_loop_misc */
     unsigned failures;  /* consecutive, for the backoff */
     attempt_t *attempt; /* the current connector attempt (CONNECTING) */
+    /* A persistent session's libmosquitto object, kept from its last connection for the next
+     * attempt: it holds the session's QoS 2 messages received and waiting for their PUBREL (a
+     * new object would answer that PUBREL without delivering) and its publishes in flight. */
+    struct mosquitto *kept;
     bool just_connected, lost;
     /* Texts allocated when there is something to say (most connections never fail): an idle
      * connection costs what its state needs, not buffers for the worst message (bench G8a). */

@@ -28,6 +28,7 @@ struct tp_proxy {
     pthread_mutex_t lock;
     /* under lock */
     bool stop, stalled, refuse, cut_all, cut_mid, cut_done;
+    int cut_type; /* tp_proxy_cut_before(), or 0 */
     long delay_ms;
     int accepted;
     /* the thread's */
@@ -75,6 +76,30 @@ static bool write_all(int fd, const char *buf, size_t n)
         n -= (size_t)w;
     }
     return true;
+}
+
+/* Offset in `buf` of the first whole packet of MQTT type `type`, reading `n` bytes as whole
+ * packets from the first; -1 if none. */
+static ssize_t find_packet(const unsigned char *buf, ssize_t n, int type)
+{
+    ssize_t at = 0;
+
+    while (at < n) {
+        size_t len = 0, shift = 0;
+        ssize_t i = at + 1;
+        if (buf[at] >> 4 == type) {
+            return at;
+        }
+        do {
+            if (i >= n || shift > 21) {
+                return -1;
+            }
+            len |= (size_t)(buf[i] & 0x7f) << shift;
+            shift += 7;
+        } while (buf[i++] & 0x80);
+        at = i + (ssize_t)len;
+    }
+    return -1;
 }
 
 static void accept_one(tp_proxy_t *p, bool refuse)
@@ -165,13 +190,18 @@ static void *run(void *arg)
             }
             pthread_mutex_lock(&p->lock);
             bool cut_mid = from_target && n >= 2 && p->cut_mid;
-            if (cut_mid) {
+            ssize_t before = -1;
+            if (from_target && p->cut_type) {
+                before = find_packet((const unsigned char *)buf, n, p->cut_type);
+            }
+            if (cut_mid || before >= 0) {
                 p->cut_mid = false;
+                p->cut_type = 0;
                 p->cut_done = true;
             }
             pthread_mutex_unlock(&p->lock);
-            if (cut_mid) {
-                write_all(to, buf, (size_t)n / 2);
+            if (cut_mid || before >= 0) {
+                write_all(to, buf, cut_mid ? (size_t)n / 2 : (size_t)before);
                 close_pair(pr);
             } else if (!write_all(to, buf, (size_t)n)) {
                 close_pair(pr);
@@ -255,6 +285,14 @@ void tp_proxy_cut_mid_packet(tp_proxy_t *p)
 {
     pthread_mutex_lock(&p->lock);
     p->cut_mid = true;
+    p->cut_done = false;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void tp_proxy_cut_before(tp_proxy_t *p, int type)
+{
+    pthread_mutex_lock(&p->lock);
+    p->cut_type = type;
     p->cut_done = false;
     pthread_mutex_unlock(&p->lock);
 }

@@ -4,9 +4,10 @@
  * cuts one in the middle of what the broker sends.
  *
  * One thread forwards every connection (poll); the controls may be called from any thread. What
- * the proxy forwards is never parsed: "in the middle of a packet" means in the middle of one read
- * from the broker, which holds one or more whole MQTT packets when the broker sends them one at a
- * time (a PUBLISH of a few hundred bytes arrives in one read on loopback).
+ * the proxy forwards is not parsed (but for tp_proxy_cut_before()): "in the middle of a packet"
+ * means in the middle of one read from the broker, which holds one or more whole MQTT packets when
+ * the broker sends them one at a time (a PUBLISH of a few hundred bytes arrives in one read on
+ * loopback).
  *
  * Nothing here asserts (cmocka): failures are returned with a message on stderr.
  */
@@ -33,6 +34,10 @@ void tp_proxy_cut(tp_proxy_t *p);
  * connection is closed, both sides. True once done (poll with a bound). */
 void tp_proxy_cut_mid_packet(tp_proxy_t *p);
 bool tp_proxy_cut_done(tp_proxy_t *p);
+/* The next packet of MQTT type `type` (e.g. 6, PUBREL) from the target is not forwarded: what
+ * came before it in that read is, then that connection is closed, both sides. Reads are parsed
+ * from their first byte as whole packets (see above); true once done, as for the cut above. */
+void tp_proxy_cut_before(tp_proxy_t *p, int type);
 /* While refusing, new connections are closed as soon as they are accepted. */
 void tp_proxy_refuse(tp_proxy_t *p, bool refuse);
 /* Stops the thread, closes everything, frees. NULL is ignored. */

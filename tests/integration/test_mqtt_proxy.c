@@ -11,6 +11,7 @@
  *   while the connection is known to be down wait in its offline queue and arrive, in order, after
  *   the reconnect;
  * - a listener never gets a message cut short;
+ * - a QoS 2 message whose PUBREL the cut took is delivered once on the resumed persistent session;
  * - the service stops without waiting on anything (pelix_mqtt_free within STOP_BOUND_MS).
  */
 // clang-format off
@@ -301,6 +302,50 @@ static void test_repeated_cuts(void **st)
     stop_in_time(s);
 }
 
+/* The link cut between the service's PUBREC and the broker's PUBREL of a QoS 2 message, on a
+ * persistent session: the broker sends the PUBREL again on the resumed session, and the message
+ * reaches its listener once. */
+static void test_qos2_cut_before_pubrel(void **st)
+{
+    state_t *s = *st;
+    const char *t[] = {"q2cut/#"};
+    mf_listener_t l = {0};
+    char filter[128];
+
+    /* A proxy of its own: the connection through the shared one subscribes q2cut/# too. */
+    tp_proxy_t *proxy = tp_proxy_start(tb_broker_port(s->a));
+    assert_non_null(proxy);
+    char *pid = mf_create(&s->fx, tp_proxy_port(proxy), "clean_session", "false", "client_id",
+                          "q2cut-1", FAST, NULL);
+    assert_true(mf_wait_connection(&s->fx, pid, MF_WAIT_MS) > 0);
+    snprintf(filter, sizeof(filter), "(id=%s)", pid);
+    l.connections = filter;
+    mf_listen(&s->fx, &l, t, 1, false, 2);
+    assert_true(tb_broker_wait_log(s->a, "\tq2cut/# (QoS 2)", 1, MF_WAIT_MS));
+
+    tp_proxy_cut_before(proxy, 6); /* PUBREL */
+    tc_client_t *pub = tc_connect(tb_broker_port(s->a), NULL);
+    assert_non_null(pub);
+    assert_int_equal(tc_publish(pub, "q2cut/t", "once", 4, 2, false), 0);
+    for (int i = 0; i < MF_WAIT_MS / 10 && !tp_proxy_cut_done(proxy); i++) {
+        usleep(10 * 1000);
+    }
+    assert_true(tp_proxy_cut_done(proxy));
+    /* Sent again on the resumed session, then answered. */
+    assert_true(tb_broker_wait_log(s->a, "Sending PUBREL to q2cut-1", 2, MF_WAIT_MS));
+    assert_true(tb_broker_wait_log(s->a, "Received PUBCOMP from q2cut-1", 1, MF_WAIT_MS));
+    assert_true(mf_listener_wait(&l, "q2cut/t", 1, MF_WAIT_MS));
+    usleep(MF_QUIET_MS * 1000);
+    assert_int_equal(mf_listener_count(&l, "q2cut/t"), 1);
+
+    tc_disconnect(pub);
+    mf_unlisten(&l);
+    mf_listener_destroy(&l);
+    mf_delete(&s->fx, pid);
+    tp_proxy_free(proxy);
+    free(pid);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +353,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cut_mid_packet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delayed_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeated_cuts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_qos2_cut_before_pubrel, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
