@@ -131,7 +131,7 @@ static bool mount_small_fs(const char *folder)
             return false;
         }
     }
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+    if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
         mount("tmpfs", folder, "tmpfs", 0, "size=64k,mode=0700") < 0) {
         fprintf(stderr, "mount tmpfs: %s\n", strerror(errno));
         return false;
