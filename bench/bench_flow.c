@@ -538,11 +538,14 @@ int main(void)
                 "listener %.2f us/msg",
                 MED(&f100, cpu), MED(&f1, cpu));
     }
-    /* G7: latency at 1 000 msg/s. */
+    /* G7: latency at 1 000 msg/s. A busy moment of the VM moves latency most: one run's p99 can
+     * be ten times the next one's, on either side. 9 pairs keep a few disturbed runs out of the
+     * medians (with 5, three full runs of the same code failed G7 once each, the baseline's own
+     * p99 at 2.8-3.5 ms in the disturbed runs). */
     long n7 = quick ? 2000 : 4000;
     spec_t lm_lat = {"G7", false, 0, n7, 200, 1, 0, 1000, true};
     spec_t sv_lat = {"G7", true, 0, n7, 200, 1, 0, 1000, true};
-    if (pairs(&lm_lat, &sv_lat, np, b, &lml, &svl)) {
+    if (pairs(&lm_lat, &sv_lat, quick ? np : 9, b, &lml, &svl)) {
         valid = lml.n && svl.n && !lml.bad && !svl.bad;
         bu_goal("G7p50", valid ? MED(&svl, p50) - MED(&lml, p50) : 999, 15, false,
                 "at 1000 msg/s, p50 added by the service (us): service %.1f us vs libmosquitto "
