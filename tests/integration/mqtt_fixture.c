@@ -28,6 +28,11 @@ static void log_fn(void *ctx, pelix_log_level_t level, const char *module, const
     }
     snprintf(line, n + 1, "%s %s: %s", pelix_log_level_name(level), module, message);
     pthread_mutex_lock(&l->lock);
+    if (l->keep && l->count == l->keep) {
+        free(l->lines[0]);
+        memmove(l->lines, l->lines + 1, (l->count - 1) * sizeof(*l->lines));
+        l->count--;
+    }
     if (l->count == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         char **grown = realloc(l->lines, cap * sizeof(*grown));
