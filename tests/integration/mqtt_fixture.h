@@ -29,8 +29,8 @@ typedef struct mf_log {
     pthread_mutex_t lock;
     char **lines;
     size_t count, cap;
-    size_t
-        keep; /* keep only the last `keep` lines (0: all; a long run sets it, or its log grows) */
+    /* Keep only the last `keep` lines (0: all; a long run sets it, or its log grows). */
+    size_t keep;
 } mf_log_t;
 
 typedef struct mf {
