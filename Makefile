@@ -81,8 +81,9 @@ fuzz: deps
 	@fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
 
 # Soak (tests/integration/test_mqtt_soak.c): SOAK_MINUTES of load over three brokers, one
-# restarting, listeners coming and going; under ASan, then without sanitizers (tight RSS bound),
-# then, with VALGRIND=1, under valgrind's memcheck. `make test` runs 2 minutes of it under ASan.
+# restarting, listeners coming and going; under ASan, then without sanitizers (tight RSS bound,
+# heap in use counted exactly), then, with VALGRIND=1, under valgrind's memcheck. `make test`
+# runs 2 minutes of it under ASan.
 SOAK_SECONDS = $$(( $(SOAK_MINUTES) * 60 ))
 soak: deps
 	@cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DPELIX_SANITIZE=ON >/dev/null

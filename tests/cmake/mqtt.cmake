@@ -26,9 +26,10 @@ pelix_unit_test(mqtt_coalesce MODULES ${PELIX_MQTT_MODULES} DIR integration LABE
 pelix_unit_test(mqtt_churn MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
                 THREADED SOURCES ${PELIX_MQTT_TEST_SOURCES})
 # Soak: load over three brokers, one restarting, listeners coming and going (2 minutes here;
-# `make soak SOAK_MINUTES=N` for longer). A small ASan quarantine, so that RSS shows leaks.
+# `make soak SOAK_MINUTES=N` for longer). A small ASan quarantine, so that RSS shows leaks;
+# heap_count.c counts the heap in use exactly in the build without sanitizers.
 pelix_unit_test(mqtt_soak MODULES ${PELIX_MQTT_MODULES} DIR integration LABEL integration
-                SOURCES ${PELIX_MQTT_TEST_SOURCES})
+                SOURCES ${PELIX_MQTT_TEST_SOURCES} integration/heap_count.c)
 set_tests_properties(mqtt_soak PROPERTIES ENVIRONMENT
                      "ASAN_OPTIONS=quarantine_size_mb=4;PELIX_SOAK_SECONDS=120")
 # Faults on the network path: a TCP proxy of the test that stalls, delays and cuts.
