@@ -1,9 +1,7 @@
 /* Exact count of the heap in use (see heap_count.h). */
 #include "integration/heap_count.h"
 
-#include <stdlib.h> /* defines __GLIBC__ on glibc */
-
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#ifdef HC_COUNTS
 
 #include <errno.h>
 #include <malloc.h>

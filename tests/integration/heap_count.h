@@ -16,6 +16,13 @@
 #ifndef HEAP_COUNT_H
 #define HEAP_COUNT_H
 
+#include <stdlib.h> /* defines __GLIBC__ on glibc */
+
+/* Defined where heap_count.c counts (hc_in_use() >= 0), outside valgrind. */
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define HC_COUNTS 1
+#endif
+
 /* Bytes allocated and not yet freed, as usable sizes; -1 when this build does not count.
  * Any thread; a relaxed read of a counter that every allocation updates atomically. */
 long hc_in_use(void);
